@@ -1,0 +1,5 @@
+import sys
+
+from moderndl.run import main
+
+sys.exit(main())

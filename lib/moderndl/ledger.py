@@ -1,0 +1,224 @@
+"""The metrics sidecar: every number a chapter reports, and every claim it checks.
+
+A notebook calls :func:`open` once in its Setup cell, then :func:`record` for metrics
+and :func:`claim` for claims. Each call rewrites ``_build/metrics/<notebook>.json``
+(or ``$MODERNDL_METRICS`` when the runner sets it) and glues the value for the page.
+
+Sidecar schema (``SCHEMA_KEYS``)::
+
+    {notebook, profile, device, torch, commit, date, wall_s, metrics: {name: value},
+     claims: [{id, statement, paper_value, ours, tolerance, profile, holds, scope, note}]}
+
+``scope`` says at which profile a claim is asserted: ``"all"``, ``"smoke"`` or ``"full"``.
+A claim measured outside its scope is still recorded, with its honest ``holds``, but the
+regression tests only assert claims in scope.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from moderndl import paths
+
+SCHEMA_KEYS = ("notebook", "profile", "device", "torch", "commit", "date", "wall_s", "metrics", "claims")
+CLAIM_KEYS = ("id", "statement", "paper_value", "ours", "tolerance", "profile", "holds", "scope", "note")
+SCOPES = ("all", "smoke", "full")
+
+_current: dict[str, Any] | None = None
+_started: float = 0.0
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    """A human name for the device: the GPU's model, or the CPU and its core count."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def git_commit(where: Path | None = None) -> str:
+    """``HEAD``'s short hash, with ``-dirty`` when tracked files differ; ``unknown`` outside git."""
+    cwd = where or paths.root()
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def sidecar_path(notebook: str) -> Path:
+    """Where the sidecar goes: ``$MODERNDL_METRICS`` (set by the runner) or ``_build/metrics``."""
+    if env := os.environ.get("MODERNDL_METRICS"):
+        return Path(env)
+    return paths.build() / "metrics" / f"{notebook}.json"
+
+
+def open(notebook: str, settings: Mapping[str, Any]) -> dict[str, Any]:  # noqa: A001 - ledger.open reads well
+    """Start the sidecar for ``notebook`` with the resolved ``settings`` (profile, device)."""
+    global _current, _started
+    _started = time.perf_counter()
+    _current = {
+        "notebook": notebook,
+        "profile": settings["profile"],
+        "device": device_name(settings.get("device")),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": 0.0,
+        "metrics": {},
+        "claims": [],
+    }
+    _write()
+    return _current
+
+
+def record(name: str, value: Any) -> Any:
+    """Record a metric in the sidecar and glue it for the page. Returns ``value``."""
+    ledger = _require()
+    ledger["metrics"][name] = _jsonable(value)
+    _write()
+    _glue(name, value)
+    return value
+
+
+def claim(
+    id: str,  # noqa: A002 - the sidecar's field name
+    statement: str,
+    ours: Any,
+    *,
+    holds: bool | None = None,
+    paper_value: Any = None,
+    tolerance: Any = None,
+    scope: str = "all",
+    note: str = "",
+) -> dict[str, Any]:
+    """Record a claim. ``holds`` is computed when not given.
+
+    With ``holds=None``, ``paper_value`` and a numeric relative ``tolerance`` are needed:
+    the claim holds when ``|ours - paper_value| <= tolerance * |paper_value|``. Otherwise the
+    notebook computes ``holds`` in view of the reader and passes it, with ``tolerance``
+    describing the test (e.g. ``"atol=1e-6"``).
+    """
+    ledger = _require()
+    if scope not in SCOPES:
+        raise ValueError(f"claim {id!r}: scope {scope!r} not in {SCOPES}")
+    if holds is None:
+        if not isinstance(paper_value, (int, float)) or not isinstance(tolerance, (int, float)):
+            raise ValueError(f"claim {id!r}: pass holds=, or a numeric paper_value and relative tolerance")
+        holds = abs(float(ours) - paper_value) <= tolerance * abs(paper_value)
+    entry = {
+        "id": id,
+        "statement": statement,
+        "paper_value": _jsonable(paper_value),
+        "ours": _jsonable(ours),
+        "tolerance": _jsonable(tolerance),
+        "profile": ledger["profile"],
+        "holds": bool(holds),
+        "scope": scope,
+        "note": note,
+    }
+    ledger["claims"] = [c for c in ledger["claims"] if c["id"] != id] + [entry]
+    _write()
+    _glue(f"claim_{id}", entry["ours"])
+    return entry
+
+
+def asserted(claim_entry: Mapping[str, Any]) -> bool:
+    """Whether a recorded claim is in scope at the profile it was measured at."""
+    return claim_entry["scope"] in ("all", claim_entry["profile"])
+
+
+def show():
+    """The claims so far as a Markdown table, for the notebook's Claims section."""
+    from IPython.display import Markdown
+
+    rows = ["| claim | paper | ours | tolerance | asserted at | holds |", "|---|---|---|---|---|---|"]
+    for c in _require()["claims"]:
+        mark = "yes" if c["holds"] else "**no**"
+        rows.append(
+            f"| {c['statement']} | {_fmt(c['paper_value'])} | {_fmt(c['ours'])} | {_fmt(c['tolerance'])} "
+            f"| {c['scope']} | {mark} |"
+        )
+    return Markdown("\n".join(rows))
+
+
+def current() -> dict[str, Any]:
+    """The sidecar being written, as a dict."""
+    return _require()
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a sidecar and check its schema; a missing key is an error naming it."""
+    data = json.loads(Path(path).read_text())
+    missing = [k for k in SCHEMA_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{path}: sidecar lacks {missing}")
+    for c in data["claims"]:
+        lacking = [k for k in CLAIM_KEYS if k not in c]
+        if lacking:
+            raise ValueError(f"{path}: claim {c.get('id')!r} lacks {lacking}")
+    return data
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def _require() -> dict[str, Any]:
+    if _current is None:
+        raise RuntimeError("call moderndl.ledger.open(notebook, settings) first")
+    return _current
+
+
+def _write() -> None:
+    ledger = _require()
+    ledger["wall_s"] = round(time.perf_counter() - _started, 3)
+    path = sidecar_path(ledger["notebook"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(ledger, indent=2, allow_nan=False))
+    tmp.replace(path)
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers, strings, lists and dicts as JSON; tensors and NumPy scalars become floats."""
+    if hasattr(value, "tolist"):  # torch / numpy scalars and arrays
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
+def _glue(name: str, value: Any) -> None:
+    """Glue for the page when running inside a kernel with myst-nb installed."""
+    try:
+        from IPython import get_ipython
+        from myst_nb import glue
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        glue(name, _jsonable(value), display=False)

@@ -1,0 +1,272 @@
+"""One small training loop for every chapter, on Hugging Face ``accelerate``.
+
+- ``Loop`` owns an ``Accelerator``: it prepares the models and optimizers (DDP under
+  ``accelerate launch`` or ``torchrun``), runs a step function for ``steps`` steps behind a
+  tqdm bar, keeps a per-step history, and checkpoints everything (weights, optimizer and
+  scheduler state, RNG streams, history) so that ``resume=True`` continues exactly.
+- ``fit`` is the common supervised case on top of it.
+- ``batches`` makes a step-indexed sampler, so the batch at step ``t`` is a pure function
+  of ``(seed, t)``: resuming at step ``t`` sees the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+History = list[dict[str, float]]
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to run a loop; the optimizer and its hyperparameters belong to the chapter."""
+
+    steps: int
+    log_every: int = 10  # history values are synced from the device every this many steps
+    checkpoint_dir: str | Path | None = None
+    checkpoint_every: int = 0  # 0: only at the end (when checkpoint_dir is set)
+    mixed_precision: str = "no"  # "bf16" on GPU
+    compile: bool = False  # torch.compile the prepared models
+    grad_clip: float | None = None  # max global grad norm, for ``fit``
+    desc: str = "train"
+    cpu: bool = False  # force CPU even when CUDA is present
+
+    def __post_init__(self):
+        if not isinstance(self.steps, int) or self.steps <= 0:
+            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision {self.mixed_precision!r} not in {MIXED_PRECISION}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+
+
+class Loop:
+    """Prepared state plus a step runner. ``state`` names everything to checkpoint.
+
+    Modules and optimizers in ``state`` are passed through ``accelerator.prepare``;
+    anything else with ``state_dict``/``load_state_dict`` (schedulers, EMA, weighting
+    modules) is checkpointed as is. Access prepared objects as ``loop["model"]``.
+    """
+
+    def __init__(self, config: TrainConfig, **state: Any):
+        self.config = config
+        cpu = config.cpu or not torch.cuda.is_available()
+        self.accelerator = Accelerator(mixed_precision="no" if cpu else config.mixed_precision, cpu=cpu)
+        self._raw = {k: v for k, v in state.items() if v is not None}
+        self._prepared: dict[str, Any] = {}
+        for name, obj in self._raw.items():
+            if isinstance(obj, (torch.nn.Module, torch.optim.Optimizer)):
+                obj = self.accelerator.prepare(obj)
+                if config.compile and isinstance(obj, torch.nn.Module):
+                    obj = torch.compile(obj)
+            self._prepared[name] = obj
+        self.history: History = []
+        self.step = 0  # completed steps
+
+    def __getitem__(self, name: str) -> Any:
+        return self._prepared[name]
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.accelerator.backward(loss)
+
+    def autocast(self):
+        return self.accelerator.autocast()
+
+    # -- checkpoints -------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        d = self.config.checkpoint_dir
+        return Path(d) / "checkpoint.pt" if d is not None else None
+
+    def state_dict(self) -> dict[str, Any]:
+        unwrap = self.accelerator.unwrap_model
+        objects = {}
+        for name, obj in self._prepared.items():
+            obj = unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
+            objects[name] = obj.state_dict()
+        return {
+            "step": self.step,
+            "objects": objects,
+            "history": self.history,
+            "rng": _rng_state(),
+        }
+
+    def save(self) -> Path | None:
+        """Write the checkpoint atomically (tmp file, then rename); main process only."""
+        path = self.checkpoint_path
+        if path is None:
+            return None
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save(self.state_dict(), tmp)
+            tmp.replace(path)
+        return path
+
+    def load(self) -> bool:
+        """Restore from the checkpoint if there is one; returns whether it did."""
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            return False
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        unknown = set(ckpt["objects"]) ^ set(self._prepared)
+        if unknown:
+            raise ValueError(f"checkpoint {path} holds {sorted(ckpt['objects'])}, loop has {sorted(self._prepared)}")
+        unwrap = self.accelerator.unwrap_model
+        for name, obj in self._prepared.items():
+            obj = unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
+            obj.load_state_dict(ckpt["objects"][name])
+        self.step, self.history = ckpt["step"], ckpt["history"]
+        _set_rng_state(ckpt["rng"])
+        log.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    # -- running -------------------------------------------------------------------
+    def run(self, step_fn: Callable[[Any, int], Mapping[str, Any]], data: Callable[[int], Any],
+            *, resume: bool = False) -> History:
+        """Call ``step_fn(batch, t)`` for t in [start, steps); ``data(t)`` gives the batch.
+
+        ``step_fn`` returns a mapping of scalars (tensors are fine: they are synced every
+        ``log_every`` steps). Returns the history, one dict per completed step.
+        """
+        cfg = self.config
+        if resume:
+            self.load()
+        if self.step >= cfg.steps:
+            return self.history
+        pending: list[tuple[int, Mapping[str, Any]]] = []
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=cfg.desc, mininterval=2.0, file=sys.stderr,
+                   disable=not self.accelerator.is_local_main_process)
+        for t in range(self.step, cfg.steps):
+            logs = step_fn(to_device(data(t), self.device), t)
+            pending.append((t + 1, logs))
+            self.step = t + 1
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                self._flush(pending, bar)
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self._flush(pending, bar)
+                self.save()
+            bar.update(1)
+        self._flush(pending, bar)
+        bar.close()
+        self.save()
+        return self.history
+
+    def _flush(self, pending: list, bar) -> None:
+        for step, logs in pending:
+            row = {"step": step}
+            for k, v in logs.items():
+                value = float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
+                if not np.isfinite(value):
+                    raise FloatingPointError(f"{self.config.desc}: {k} is {value} at step {step}")
+                row[k] = value
+            self.history.append(row)
+        if pending and len(self.history):
+            bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"}, refresh=False)
+        pending.clear()
+
+
+def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[torch.nn.Module, Any], Any], data: Callable[[int], Any], config: TrainConfig,
+        *, scheduler: Any = None, after_step: Callable[[torch.nn.Module, int], None] | None = None,
+        resume: bool = False, **extra_state: Any) -> tuple[History, Loop]:
+    """Supervised training: ``loss_fn(model, batch)`` returns a loss or ``(loss, logs)``.
+
+    Each step: zero grads, backward through accelerate, optional global-norm clip,
+    optimizer step, scheduler step, then ``after_step(unwrapped_model, t)`` (e.g. an EMA
+    update). ``extra_state`` (e.g. that EMA) is checkpointed with the rest.
+    Returns the history and the loop (for the prepared model and device).
+    """
+    loop = Loop(config, model=model, optimizer=optimizer, scheduler=scheduler, **extra_state)
+    prepared, opt = loop["model"], loop["optimizer"]
+
+    def step(batch: Any, t: int) -> Mapping[str, Any]:
+        prepared.train()
+        with loop.autocast():
+            out = loss_fn(prepared, batch)
+        loss, logs = (out, {}) if isinstance(out, torch.Tensor) else out
+        opt.zero_grad(set_to_none=True)
+        loop.backward(loss)
+        if config.grad_clip is not None:
+            loop.accelerator.clip_grad_norm_(prepared.parameters(), config.grad_clip)
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+        if after_step is not None:
+            after_step(loop.accelerator.unwrap_model(prepared), t)
+        return {"loss": loss.detach(), **logs}
+
+    return loop.run(step, data, resume=resume), loop
+
+
+class batches:  # noqa: N801 - reads as a function at call sites
+    """A step-indexed sampler over tensors: ``batches(x, y, batch_size=64, seed=0)(t)``.
+
+    Epoch ``e`` is a permutation drawn from a generator seeded with ``(seed, e)``; the
+    batch at step ``t`` is slice ``t mod steps_per_epoch`` of it, sharded by ``rank``.
+    Incomplete final batches are dropped, so every step has ``batch_size`` examples.
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        n = len(tensors[0])
+        if any(len(t) != n for t in tensors):
+            raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
+        if batch_size * world_size > n:
+            raise ValueError(f"batch_size*world_size = {batch_size * world_size} exceeds the {n} examples")
+        self.tensors, self.batch_size, self.seed = tensors, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.steps_per_epoch = n // (batch_size * world_size)
+        self._epoch, self._perm = -1, None
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, ...]:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._epoch = torch.randperm(len(self.tensors[0]), generator=g), epoch
+        start = (i * self.world_size + self.rank) * self.batch_size
+        idx = self._perm[start:start + self.batch_size]  # (batch_size,)
+        return tuple(t[idx.to(t.device)] for t in self.tensors)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move tensors in a (nested) tuple, list or dict to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
