@@ -73,7 +73,7 @@ def stage(*, chapters: bool = True) -> Path:
         if stale.suffix in (".md", ".ipynb", ".yml", ".bib"):
             stale.unlink()
     extra = src / "_extra"
-    if not extra.exists():
+    if not extra.is_symlink():
         extra.symlink_to(build / "vendor", target_is_directory=True)
     return src
 

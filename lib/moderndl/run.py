@@ -77,16 +77,22 @@ def validate(path: Path, given: Mapping[str, Any]) -> None:
 
 
 # -- cache ----------------------------------------------------------------------------
+def library_dir() -> Path:
+    """The library whose sources key the cache: this package, or ``$MODERNDL_LIB`` (tests)."""
+    return Path(os.environ.get("MODERNDL_LIB") or Path(__file__).resolve().parent)
+
+
 def library_files() -> list[Path]:
-    lib = Path(__file__).resolve().parent
-    return sorted(p for p in lib.rglob("*.py") if "__pycache__" not in p.parts)
+    lib = library_dir()
+    return sorted(p for p in lib.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".yml", ".json")
+                  and "__pycache__" not in p.parts)
 
 
 def cache_key(path: Path, params: Mapping[str, Any], profile: str) -> str:
     """sha256 of the notebook, the library sources, the parameters and the profile."""
     h = hashlib.sha256()
     h.update(path.read_bytes())
-    lib = Path(__file__).resolve().parent
+    lib = library_dir()
     for f in library_files():
         h.update(str(f.relative_to(lib)).encode())
         h.update(f.read_bytes())

@@ -1,0 +1,77 @@
+# moderndl: `make book` builds the executable book, `make test` checks all of it.
+# Both create .venv from requirements.txt on first use.
+
+PROFILE ?= auto
+NB ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _build/vendor/mathjax/tex-chtml.js
+JB_FLAGS := --builder html -W -n --keep-going --quiet
+
+.PHONY: book test lab run venv mathjax stage html unit notebooks browser browser-deps lint clean
+
+venv: $(STAMP)
+
+# torch first (pinned, CPU wheel where one is provided), then everything else without
+# build isolation: deepspeed ships only an sdist whose build imports torch, and an
+# isolated build would pull a different torch.
+$(STAMP): requirements.txt pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=68" wheel
+	$(PY) -m pip install --quiet "$$(grep -E '^torch==' requirements.txt)"
+	$(PY) -m pip install --quiet --no-build-isolation -r requirements.txt
+	$(PY) -m ipykernel install --sys-prefix --name moderndl --display-name "Python (moderndl)" >/dev/null
+	touch $(STAMP)
+
+mathjax: $(MATHJAX)
+
+$(MATHJAX):
+	rm -rf _build/npm _build/vendor/mathjax && mkdir -p _build/npm _build/vendor/mathjax
+	cd _build/npm && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	cd _build/npm/package && cp -r LICENSE es5/tex-chtml.js es5/input es5/output es5/ui es5/a11y es5/adaptors es5/sre \
+		$(CURDIR)/_build/vendor/mathjax/
+
+# Execute every chapter in _toc.yml (cached), stage the sources, build the HTML.
+book: venv mathjax
+	$(PY) -m moderndl run --all --profile $(PROFILE)
+	$(MAKE) --no-print-directory html
+
+html: venv mathjax
+	$(PY) -m moderndl stage >/dev/null
+	$(VENV)/bin/jupyter-book build _build/src --path-output . $(JB_FLAGS)
+	@echo "book: $(CURDIR)/_build/html/index.html"
+
+# Library tests, every chapter at smoke with its claims asserted, the book, the browser.
+test: venv browser-deps
+	$(PY) -m pytest tests/unit tests/notebooks
+	$(MAKE) --no-print-directory book PROFILE=smoke
+	$(PY) -m pytest tests/browser
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+notebooks: venv
+	$(PY) -m pytest tests/notebooks
+
+browser: venv browser-deps
+	$(PY) -m pytest tests/browser
+
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks/
+
+run: venv
+	@test -n "$(NB)" || (echo "usage: make run NB=<name> [PROFILE=smoke|full|auto]"; $(PY) -m moderndl list; exit 2)
+	$(PY) -m moderndl run $(NB) --profile $(PROFILE)
+
+lint: venv
+	$(VENV)/bin/ruff check lib tests
+
+clean:
+	rm -rf _build
