@@ -1,0 +1,139 @@
+"""RandWire graphs (Xie et al. 2019, Sec. 3): g(θ, s) against networkx and the models' expectations."""
+
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from moderndl.randwire import graphs, stats
+from moderndl.randwire.model import RandWireConfig, sample_stages
+
+SETTINGS = [("ER", (0.2,)), ("BA", (5,)), ("WS", (4, 0.75)), ("ER", (0.05,)), ("WS", (2, 0.0)), ("BA", (1,))]
+
+
+@pytest.mark.parametrize("name,params", SETTINGS)
+def test_same_theta_and_seed_give_the_same_graph(name, params):
+    a, b = graphs.generate(name, params, 32, seed=7), graphs.generate(name, params, 32, seed=7)
+    assert sorted(a.dag.edges) == sorted(b.dag.edges)
+
+
+@pytest.mark.parametrize("name,params", [("ER", (0.2,)), ("BA", (5,)), ("WS", (4, 0.75))])
+def test_different_seeds_give_different_graphs(name, params):
+    edge_sets = {tuple(sorted(graphs.generate(name, params, 32, seed=s).graph.edges)) for s in range(5)}
+    assert len(edge_sets) == 5
+
+
+@pytest.mark.parametrize("name,params", SETTINGS)
+def test_dag_is_acyclic_with_one_input_and_one_output(name, params):
+    for seed in range(10):
+        g = graphs.generate(name, params, 32, seed)
+        dag = g.dag
+        assert nx.is_directed_acyclic_graph(dag)
+        assert [v for v in dag if dag.in_degree(v) == 0] == [0]
+        assert [v for v in dag if dag.out_degree(v) == 0] == [33]
+        assert all(u < v for u, v in dag.edges)
+        # The internal edges are exactly the undirected graph's, shifted by one.
+        internal = {(u - 1, v - 1) for u, v in dag.edges if u != 0 and v != 33}
+        assert internal == {(min(u, v), max(u, v)) for u, v in g.graph.edges}
+        # Every node lies on a path from the input to the output.
+        assert nx.descendants(dag, 0) | {0} == set(dag) == nx.ancestors(dag, 33) | {33}
+
+
+def test_ws_uses_ring_order():
+    """WS(K, 0) is the ring lattice: node i links to its K/2 ring neighbours on each side."""
+    n, k = 16, 4
+    g = graphs.generate("WS", (k, 0.0), n, seed=3).graph
+    ring = {(min(i, (i + j) % n), max(i, (i + j) % n)) for i in range(n) for j in range(1, k // 2 + 1)}
+    assert {(min(e), max(e)) for e in g.edges} == ring
+
+
+def test_ba_uses_insertion_order():
+    """Each BA node after the seed (index > M) arrives with exactly M edges to earlier nodes."""
+    n, m = 32, 3
+    for seed in range(5):
+        g = graphs.generate("BA", (m,), n, seed).graph
+        for v in range(m + 1, n):
+            assert sum(1 for u in g.neighbors(v) if u < v) == m
+
+
+def test_er_uses_a_random_order_of_networkx_gnp():
+    """ER is networkx's gnp graph relabelled by a seeded permutation (the same graph up to order)."""
+    n, p, seed = 32, 0.3, 11
+    ours = graphs.generate("ER", (p,), n, seed).graph
+    rng = np.random.default_rng(seed)
+    ref = nx.gnp_random_graph(n, p, seed=int(rng.integers(2**31 - 1)))
+    order = rng.permutation(n)
+    assert {frozenset((int(order[u]), int(order[v]))) for u, v in ref.edges} == {frozenset(e) for e in ours.edges}
+    assert not np.array_equal(order, np.arange(n))
+
+
+def test_er_edge_count_matches_p_n_n_minus_1_over_2():
+    n, p, samples = 32, 0.2, 200
+    counts = [graphs.generate("ER", (p,), n, s).graph.number_of_edges() for s in range(samples)]
+    expected, sd = graphs.expected_edges("ER", (p,), n), graphs.edges_std("ER", (p,), n)
+    assert expected == pytest.approx(0.2 * 32 * 31 / 2)
+    z = (np.mean(counts) - expected) / (sd / math.sqrt(samples))
+    assert abs(z) < 4, f"mean {np.mean(counts)} vs {expected}: z = {z:.2f}"
+    assert np.std(counts, ddof=1) == pytest.approx(sd, rel=0.2)  # binomial spread
+
+
+@pytest.mark.parametrize("name,params,formula", [("BA", (5,), 5 * (32 - 5)), ("BA", (1,), 31), ("WS", (4, 0.75), 64),
+                                                 ("WS", (6, 1.0), 96)])
+def test_ba_and_ws_edge_counts_are_exact(name, params, formula):
+    assert graphs.expected_edges(name, params, 32) == formula
+    for seed in range(10):
+        g = graphs.generate(name, params, 32, seed).graph
+        assert g.number_of_edges() == formula
+        assert stats.summary(g)["mean_degree"] == pytest.approx(2 * formula / 32)
+
+
+@pytest.mark.parametrize("name,params", SETTINGS)
+def test_statistics_match_networkx(name, params):
+    for seed in range(3):
+        g = graphs.generate(name, params, 32, seed).graph
+        ours, ref = stats.summary(g), stats.networkx_summary(g)
+        for key in ref:
+            assert ours[key] == pytest.approx(ref[key], abs=1e-12), key
+        assert stats.degree_histogram(stats.adjacency(g)) == nx.degree_histogram(g)
+
+
+@pytest.mark.parametrize("k", [2, 4, 6, 8])
+def test_ring_lattice_clustering_is_watts_strogatz_formula(k):
+    g = graphs.generate("WS", (k, 0.0), 32, seed=0).graph
+    assert stats.clustering(stats.adjacency(g)) == pytest.approx(3 * (k - 2) / (4 * (k - 1)))
+
+
+def test_fig3_settings_are_valid_at_n32():
+    assert len(graphs.FIG3_SETTINGS) == len(set(graphs.FIG3_SETTINGS))
+    for name, params in graphs.FIG3_SETTINGS:
+        graphs.check(name, params, 32)
+    assert graphs.label("WS", (4, 0.75)) == "WS(4, 0.75)" and graphs.label("er", 0.2) == "ER(0.2)"
+
+
+# -- bad input: each error names the parameter and its value -----------------------------------
+@pytest.mark.parametrize("name,params,n,match", [
+    ("WS", (3, 0.5), 32, r"WS: K must be an even int .* got K=3"),
+    ("WS", (32, 0.5), 32, r"WS: K must be < n .* got K=32"),
+    ("WS", (40, 0.5), 32, r"WS: K must be < n"),
+    ("WS", (4, 1.5), 32, r"WS: P must lie in \[0, 1\], got P=1.5"),
+    ("ER", (-0.1,), 32, r"ER: P must lie in \[0, 1\], got P=-0.1"),
+    ("ER", (1.01,), 32, r"ER: P must lie in \[0, 1\]"),
+    ("BA", (32,), 32, r"BA: M must be < n .* got M=32"),
+    ("BA", (0,), 32, r"BA: M must be a positive int"),
+    ("XY", (1,), 32, r"unknown generator name 'XY'; valid generators: ER, BA, WS"),
+    ("WS", (4,), 32, r"WS takes parameters \(K, P\)"),
+    ("ER", (0.2,), 1, r"n must be an int >= 2"),
+])
+def test_bad_input_is_a_clear_error(name, params, n, match):
+    with pytest.raises(ValueError, match=match):
+        graphs.generate(name, params, n, seed=0)
+
+
+def test_n_too_small_for_the_stage_names_it():
+    with pytest.raises(ValueError, match=r"n=4 nodes is too small for stage conv3 with generator BA\(5\)"):
+        sample_stages(RandWireConfig(generator="BA", params=(5,), nodes=4))
+    with pytest.raises(ValueError, match=r"too small for stage conv3 with generator WS\(4, 0.75\): it needs n >= 5"):
+        sample_stages(RandWireConfig(nodes=4))
+    with pytest.raises(ValueError, match="unknown generator name"):
+        RandWireConfig(generator="Kleinberg")
