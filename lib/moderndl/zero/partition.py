@@ -1,0 +1,279 @@
+r"""A from-scratch ZeRO-DP partitioner on torch.distributed (gloo on CPU, NCCL on GPU).
+
+Paper: Rajbhandari et al., "ZeRO: Memory Optimizations Toward Training Trillion Parameter
+Models", SC 2020, arXiv:1910.02054, Section 5 (ZeRO-DP) and Section 7 (communication).
+
+Every layer's parameters live in one flat buffer, zero-padded to a multiple of $N_d$ so that
+it splits into $N_d$ equal shards; rank $r$ owns shard $r$. The per-rank model states are
+
+$$
+\underbrace{b_p\,\Psi / N_d^{[s \ge 3]}}_{\text{parameters}}
++ \underbrace{b_g\,\Psi / N_d^{[s \ge 2]}}_{\text{gradients}}
++ \underbrace{K\,\Psi / N_d^{[s \ge 1]}}_{\text{fp32 master, } m,\ v}
+$$
+
+with $b_p = b_g = 2$ for 2-byte parameters and $K = 12$ (:mod:`moderndl.zero.memory`).
+
+- Stage 0 (DP): all-reduce the gradients, every rank updates everything.
+- Stage 1 ($P_{os}$): reduce-scatter the gradients; each rank updates the fp32 master
+  weights and Adam moments of its shard only, then all-gathers the parameters.
+- Stage 2 ($P_{os+g}$): as stage 1, but each layer's gradient is reduce-scattered as soon as
+  backward produces it and only the shard is kept.
+- Stage 3 ($P_{os+g+p}$): also keeps only the parameter shard; each layer is all-gathered
+  just before its forward and again before its backward, and freed after each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from moderndl.zero import memory
+from moderndl.zero.comm import Comm
+
+SUPPORTED_OPTIMIZERS = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
+
+
+@dataclass(frozen=True)
+class ZeroConfig:
+    """One partitioned data-parallel run. Adam's defaults are Kingma & Ba's (arXiv:1412.6980)."""
+
+    stage: int = 1
+    world_size: int = 1  # N_d; must equal the number of launched ranks
+    optimizer: str = "Adam"  # an element-wise optimizer whose state shards like the parameters
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    # The paper trains fp16 parameters and gradients (2 bytes each) with fp32 master weights.
+    # bf16 has the same 2 bytes and needs no loss scaling; float32 gives an exact Adam reference.
+    param_dtype: torch.dtype = torch.bfloat16
+    memory_budget: float | None = None  # bytes per device; refused if below the stage-3 share
+    # Stages 0-2 pack consecutive layers into flat buckets of at least this many elements (one
+    # reduce-scatter and one all-gather per bucket); DeepSpeed's default reduce_bucket_size is 5e8.
+    # Stage 3 always keeps one flat group per layer, to gather each layer just in time.
+    bucket_numel: int = 500_000_000
+
+    def __post_init__(self):
+        memory.validate(self.world_size, self.stage)
+        name = getattr(self.optimizer, "__name__", self.optimizer)
+        if name not in SUPPORTED_OPTIMIZERS or (not isinstance(self.optimizer, str)
+                                                and self.optimizer is not SUPPORTED_OPTIMIZERS[name]):
+            raise ValueError(f"optimizer {self.optimizer!r} is not supported by the partitioner; supported: "
+                             f"{', '.join(SUPPORTED_OPTIMIZERS)} (element-wise, K = 12 bytes of fp32 state)")
+        object.__setattr__(self, "optimizer", name)
+        if not isinstance(self.bucket_numel, int) or self.bucket_numel < 1:
+            raise ValueError(f"bucket_numel must be a positive int, got {self.bucket_numel!r}")
+        if not self.param_dtype.is_floating_point:
+            raise ValueError(f"param_dtype must be a floating dtype, got {self.param_dtype}")
+
+    @property
+    def memory_model(self) -> memory.MemoryModel:
+        """The memory model of this configuration: $b_p = b_g$ = parameter bytes, $K = 12$."""
+        size = torch.empty((), dtype=self.param_dtype).element_size()
+        return memory.MemoryModel(param_bytes=size, grad_bytes=size, k=12)
+
+
+class FlatGroup:
+    """One layer's parameters in a flat buffer padded to ``parts`` equal shards."""
+
+    def __init__(self, params: list[nn.Parameter], parts: int, index: int, dtype: torch.dtype):
+        self.params = params
+        self.sizes = [p.numel() for p in params]
+        self.numel = sum(self.sizes)
+        self.padded = math.ceil(self.numel / parts) * parts  # zero padding makes the shards equal
+        self.shard_numel = self.padded // parts
+        self.lo, self.hi = index * self.shard_numel, (index + 1) * self.shard_numel
+        self.full = torch.zeros(self.padded, dtype=dtype)  # (padded,)
+        offset = 0
+        for p, n in zip(params, self.sizes):
+            self.full[offset:offset + n].copy_(p.detach().reshape(-1))  # (n,)
+            p.data = self.full[offset:offset + n].view_as(p)  # (n,) -> p.shape, a view into the buffer
+            offset += n
+        self.materialized = True
+        self.shard: torch.Tensor | None = None  # stage 3: (padded // parts,) parameter shard
+        self.grad_full: torch.Tensor | None = None  # stages 0-1: (padded,)
+        self.grad_shard: torch.Tensor | None = None  # stages 2-3: (padded // parts,)
+        self.pending = 0  # parameters whose gradient has not arrived yet this backward
+
+    def own(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat[self.lo:self.hi]  # (padded // parts,)
+
+    def flat_grad(self) -> torch.Tensor:
+        """Pack the parameters' gradients into a fresh padded bucket and drop them."""
+        bucket = torch.zeros(self.padded, dtype=self.full.dtype)  # (padded,)
+        offset = 0
+        for p, n in zip(self.params, self.sizes):
+            bucket[offset:offset + n].copy_(p.grad.reshape(-1))  # (n,)
+            p.grad = None
+            offset += n
+        return bucket
+
+    def release(self) -> None:
+        """Free the gathered parameters; the views stay valid and are refilled by ``gather``."""
+        self.full.untyped_storage().resize_(0)
+        self.materialized = False
+
+    def gather(self, comm: Comm) -> None:
+        if self.materialized:
+            return
+        self.full.untyped_storage().resize_(self.padded * self.full.element_size())
+        comm.all_gather(self.full, self.shard)  # (padded // parts,) -> (padded,)
+        self.materialized = True
+
+
+class ZeroDataParallel:
+    """Partition ``model``'s states over the ranks of ``group`` (default: all ranks) (Section 5).
+
+    Usage per step: ``loss = loss_fn(model(x)); loss.backward(); engine.step(); engine.zero_grad()``.
+    Gradients are averaged over ranks, so each rank's loss is the mean over its own batch.
+    """
+
+    def __init__(self, model: nn.Module, config: ZeroConfig, group: dist.ProcessGroup | None = None):
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError("ZeroDataParallel needs torch.distributed.init_process_group(...) first")
+        launched = dist.get_world_size(group)
+        if config.world_size != launched:
+            raise ValueError(f"ZeroConfig.world_size={config.world_size} does not match the {launched} launched "
+                             f"ranks; set world_size={launched}")
+        self.model, self.config = model.to(config.param_dtype), config
+        self.rank, self.world_size, self.stage = dist.get_rank(group), launched, config.stage
+        self.group, self.comm = group, Comm(launched, group)
+        self.psi = sum(p.numel() for p in model.parameters())
+        if config.memory_budget is not None:
+            memory.require_budget(self.psi, launched, config.memory_budget, config.memory_model)
+        parts, index = (launched, self.rank) if self.stage >= 1 else (1, 0)  # stage 0 owns everything
+        self.flats = []
+        for modules, params in _buckets(model, config.bucket_numel if self.stage < 3 else 1):
+            flat = FlatGroup(params, parts, index, config.param_dtype)
+            dist.broadcast(flat.full, group=self.group, group_src=0)  # rank 0's weights; not a step's traffic
+            self.flats.append(flat)
+            self._hook(modules, flat)
+        # fp32 master weights of the owned shard: the optimizer never sees anything else.
+        self.masters = [g.own(g.full).float().clone() for g in self.flats]  # [(padded // parts,)]
+        hyper = {"lr": config.lr, "betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay}
+        self.optimizer = SUPPORTED_OPTIMIZERS[config.optimizer](self.masters, **hyper)
+        for g in self.flats:
+            if self.stage <= 1:
+                g.grad_full = torch.zeros(g.padded, dtype=config.param_dtype)  # (padded,)
+                offset = 0
+                for p, n in zip(g.params, g.sizes):
+                    p.grad = g.grad_full[offset:offset + n].view_as(p)  # autograd accumulates in place
+                    offset += n
+            else:
+                g.grad_shard = torch.zeros(g.shard_numel, dtype=config.param_dtype)  # (padded // N_d,)
+            if self.stage == 3:
+                g.shard = g.own(g.full).clone()  # (padded // N_d,)
+                g.release()
+
+    # -- hooks ---------------------------------------------------------------------------
+    def _hook(self, modules: list[nn.Module], flat: FlatGroup) -> None:
+        if self.stage >= 2:
+            for p in flat.params:
+                p.register_post_accumulate_grad_hook(lambda p, g=flat: self._grad_ready(g))
+        if self.stage == 3:
+            (module,) = modules  # stage 3 groups hold exactly one layer
+            module.register_forward_pre_hook(lambda m, args, g=flat: g.gather(self.comm))
+            module.register_forward_hook(lambda m, args, out, g=flat: self._after_forward(g, out))
+
+    def _after_forward(self, flat: FlatGroup, out: torch.Tensor) -> None:
+        flat.release()
+        flat.pending = len(flat.params)
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            # The gradient w.r.t. the layer's output arrives just before the layer's own backward:
+            # gather the parameters again, in time for it (Section 5.3).
+            out.register_hook(lambda grad, g=flat: g.gather(self.comm))
+
+    def _grad_ready(self, flat: FlatGroup) -> None:
+        """Stage 2-3: once a layer's gradients are complete, reduce-scatter them into the shard."""
+        flat.pending = (flat.pending or len(flat.params)) - 1
+        if flat.pending:
+            return
+        bucket = flat.flat_grad()  # (padded,)
+        shard = torch.empty(flat.shard_numel, dtype=bucket.dtype)  # (padded // N_d,)
+        self.comm.reduce_scatter(shard, bucket)
+        flat.grad_shard.add_(shard)
+        if self.stage == 3:
+            flat.release()
+
+    # -- the step --------------------------------------------------------------------------
+    def step(self) -> None:
+        """Reduce what backward left unreduced, update the owned shard, share the result."""
+        for g, master in zip(self.flats, self.masters):
+            if self.stage == 0:
+                self.comm.all_reduce(g.grad_full)
+                grad = g.grad_full  # (padded,)
+            elif self.stage == 1:
+                grad = torch.empty(g.shard_numel, dtype=g.grad_full.dtype)  # (padded // N_d,)
+                self.comm.reduce_scatter(grad, g.grad_full)
+            else:
+                grad = g.grad_shard  # (padded // N_d,)
+            master.grad = grad.float().div_(self.world_size)  # mean over ranks
+        self.optimizer.step()
+        for g, master in zip(self.flats, self.masters):
+            master.grad = None
+            if self.stage == 0:
+                g.full.copy_(master)
+            elif self.stage in (1, 2):
+                self.comm.all_gather(g.full, master.to(g.full.dtype))  # (padded // N_d,) -> (padded,)
+            else:
+                g.shard.copy_(master)
+
+    def zero_grad(self) -> None:
+        for g in self.flats:
+            (g.grad_full if self.stage <= 1 else g.grad_shard).zero_()
+
+    # -- inspection (not counted as a step's communication) ----------------------------------
+    def state_bytes(self) -> dict[str, int]:
+        """Bytes this rank holds right now, by storage: parameters, gradients, optimizer states."""
+        params = sum(_nbytes(g.full) + (_nbytes(g.shard) if g.shard is not None else 0) for g in self.flats)
+        grads = sum(_nbytes(g.grad_full if self.stage <= 1 else g.grad_shard) for g in self.flats)
+        grads += sum(_nbytes(p.grad) for g in self.flats for p in g.params if p.grad is not None
+                     and self.stage >= 2)
+        states = [t for s in self.optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+        optimizer = sum(_nbytes(m) for m in self.masters) + sum(_nbytes(t) for t in states)
+        return {"params": params, "grads": grads, "optimizer": optimizer}
+
+    def optimizer_elements(self) -> int:
+        """Elements of Adam's moments ``exp_avg`` and ``exp_avg_sq`` on this rank."""
+        return sum(s[k].numel() for s in self.optimizer.state.values() for k in ("exp_avg", "exp_avg_sq") if k in s)
+
+    def padded_psi(self) -> int:
+        return sum(g.padded for g in self.flats)
+
+    def full_parameters(self) -> dict[str, torch.Tensor]:
+        """Every parameter, gathered, in fp32, by name (for comparing with a reference)."""
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        out = {}
+        for g in self.flats:
+            flat = g.full
+            if self.stage == 3:
+                flat = torch.empty(g.padded, dtype=g.shard.dtype)  # (padded,)
+                dist.all_gather_single(flat, g.shard, group=self.group)
+            offset = 0
+            for p, n in zip(g.params, g.sizes):
+                out[names[id(p)]] = flat[offset:offset + n].float().view(p.shape).clone()  # (n,) -> p.shape
+                offset += n
+        return out
+
+
+def _buckets(model: nn.Module, bucket_numel: int) -> list[tuple[list[nn.Module], list[nn.Parameter]]]:
+    """Consecutive parameter-owning modules packed until a bucket holds ``bucket_numel`` elements."""
+    out: list[tuple[list[nn.Module], list[nn.Parameter]]] = []
+    for module in model.modules():
+        params = list(module.parameters(recurse=False))
+        if not params:
+            continue
+        if not out or sum(p.numel() for p in out[-1][1]) >= bucket_numel:
+            out.append(([], []))
+        out[-1][0].append(module)
+        out[-1][1].extend(params)
+    return out
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.untyped_storage().nbytes()
