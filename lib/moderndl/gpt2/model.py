@@ -1,0 +1,231 @@
+"""A compact GPT-2 in the spirit of nanoGPT, weight-compatible with Hugging Face's.
+
+Radford et al. 2019, "Language Models are Unsupervised Multitask Learners" (OpenAI report;
+no arXiv id). GPT-2 is a decoder-only Transformer (Vaswani et al. 2017, arXiv:1706.03762)
+trained by maximum likelihood on the next token (Sec. 2, Eq. 1):
+
+$$\\mathcal{L}(\\theta) = -\\sum_t \\log p_\\theta(x_t \\mid x_{<t}),\\qquad
+p_\\theta(\\cdot \\mid x_{<t}) = \\operatorname{softmax}(h_t W_e^\\top)$$
+
+with pre-LayerNorm blocks, a final LayerNorm and the output projection tied to the token
+embedding $W_e$ (Sec. 2.3). The fast path here is: one fused $C \\to 3C$ QKV projection,
+``torch.nn.functional.scaled_dot_product_attention`` (flash / memory-efficient kernels on
+GPU), weight tying, and the switches for bf16 autocast, ``torch.compile`` and fused AdamW
+that :func:`configure_optimizer` and ``moderndl.train`` expose.
+
+Parameter names follow Hugging Face's ``GPT2LMHeadModel`` so that :func:`from_hf` and
+:func:`hf_state_dict` only transpose the ``Conv1D`` weights (stored ``(in, out)`` there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """GPT-2 hyperparameters; the defaults are the 124M model (Radford et al. 2019, Table 2)."""
+
+    vocab_size: int = 50257  # byte-level BPE: 50,000 merges + 256 bytes + <|endoftext|> (Sec. 2.2)
+    n_positions: int = 1024  # context length (Sec. 2.3)
+    n_embd: int = 768  # d_model of the smallest model (Table 2)
+    n_layer: int = 12  # Table 2
+    n_head: int = 12  # 64-dimensional heads, as in GPT-1
+    layer_norm_epsilon: float = 1e-5  # Hugging Face / OpenAI TF default
+    dropout: float = 0.0  # GPT-2 pretrained with 0.1; 0 for fine-tuning and exact comparisons
+    activation: str = "gelu_new"  # GELU, tanh approximation (Hendrycks & Gimpel 2016)
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} not in {sorted(ACTIVATIONS)}")
+
+    @classmethod
+    def from_hf(cls, hf_config: Any) -> GPTConfig:
+        """The same architecture as a ``transformers.GPT2Config``; unsupported variants are errors."""
+        unsupported = {
+            "scale_attn_weights": (getattr(hf_config, "scale_attn_weights", True), True),
+            "scale_attn_by_inverse_layer_idx": (getattr(hf_config, "scale_attn_by_inverse_layer_idx", False), False),
+            "reorder_and_upcast_attn": (getattr(hf_config, "reorder_and_upcast_attn", False), False),
+            "add_cross_attention": (getattr(hf_config, "add_cross_attention", False), False),
+        }
+        for name, (value, expected) in unsupported.items():
+            if value != expected:
+                raise ValueError(f"GPT2Config.{name}={value!r} is not supported by the compact model (needs {expected})")
+        if getattr(hf_config, "n_inner", None) not in (None, 4 * hf_config.n_embd):
+            raise ValueError(f"GPT2Config.n_inner={hf_config.n_inner} must be None or 4*n_embd")
+        return cls(vocab_size=hf_config.vocab_size, n_positions=hf_config.n_positions, n_embd=hf_config.n_embd,
+                   n_layer=hf_config.n_layer, n_head=hf_config.n_head,
+                   layer_norm_epsilon=hf_config.layer_norm_epsilon, activation=hf_config.activation_function)
+
+    def to_hf(self, **extra: Any):
+        """A ``transformers.GPT2Config`` for the same architecture (dropout carried over)."""
+        from transformers import GPT2Config
+
+        return GPT2Config(vocab_size=self.vocab_size, n_positions=self.n_positions, n_embd=self.n_embd,
+                          n_layer=self.n_layer, n_head=self.n_head, layer_norm_epsilon=self.layer_norm_epsilon,
+                          activation_function=self.activation, resid_pdrop=self.dropout, embd_pdrop=self.dropout,
+                          attn_pdrop=self.dropout, **extra)
+
+
+class CausalSelfAttention(nn.Module):
+    """Masked multi-head self-attention with one fused QKV projection (Sec. 2.3)."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # fused W_q, W_k, W_v
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, Q)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, Q)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, Q)
+        # softmax(q k^T / sqrt(Q) + causal mask) v, by the fused kernel
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, Q)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward layer, width 4C, GELU."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.approximate = ACTIVATIONS[cfg.activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate)))
+
+
+class Block(nn.Module):
+    """Pre-LN residual block: $x + \\mathrm{attn}(\\mathrm{LN}(x))$, then $x + \\mathrm{mlp}(\\mathrm{LN}(x))$ (Sec. 2.3)."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """GPT-2 language model: ``forward(idx)`` returns next-token logits ``(B, T, vocab_size)``."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.config = cfg
+        self.transformer = nn.ModuleDict({
+            "wte": nn.Embedding(cfg.vocab_size, cfg.n_embd),
+            "wpe": nn.Embedding(cfg.n_positions, cfg.n_embd),
+            "drop": nn.Dropout(cfg.dropout),
+            "h": nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer)),
+            "ln_f": nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon),
+        })
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer["wte"].weight  # weight tying (Sec. 2.3, as in GPT-1)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2's 1/sqrt(2L) scaling of residual projections (Sec. 2.3)
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)  # initializer_range of GPT-2
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        B, T = idx.shape
+        if T > self.config.n_positions:
+            raise ValueError(f"sequence length {T} exceeds n_positions={self.config.n_positions}")
+        pos = torch.arange(T, device=idx.device)  # (T,)
+        x = self.transformer["drop"](self.transformer["wte"](idx) + self.transformer["wpe"](pos))  # (B, T, C)
+        for block in self.transformer["h"]:
+            x = block(x)  # (B, T, C)
+        return self.lm_head(self.transformer["ln_f"](x))  # (B, T, vocab_size)
+
+    def num_params(self, *, non_embedding: bool = True) -> int:
+        """Parameters (tied weights once); without position embeddings, as nanoGPT counts N."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.transformer["wpe"].weight.numel() if non_embedding else n
+
+
+def from_hf(hf_model: Any, *, dropout: float = 0.0) -> GPT:
+    """Our :class:`GPT` holding the weights of a ``GPT2LMHeadModel`` (copied, Conv1D transposed)."""
+    cfg = GPTConfig.from_hf(hf_model.config)
+    if dropout:
+        cfg = GPTConfig(**{f.name: getattr(cfg, f.name) for f in fields(cfg)} | {"dropout": dropout})
+    model = GPT(cfg)
+    source = {k: v for k, v in hf_model.state_dict().items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    target = model.state_dict()
+    missing = sorted(set(target) - set(source))
+    if missing:
+        raise ValueError(f"the checkpoint lacks {missing[:4]}{'...' if len(missing) > 4 else ''}")
+    with torch.no_grad():
+        for name, tensor in target.items():
+            value = source[name]
+            if name.endswith(CONV1D_SUFFIXES):
+                value = value.t()  # Conv1D (in, out) -> Linear (out, in)
+            if value.shape != tensor.shape:
+                raise ValueError(f"{name}: checkpoint shape {tuple(value.shape)} != model {tuple(tensor.shape)}")
+            tensor.copy_(value)
+    return model.to(next(hf_model.parameters()).device)
+
+
+def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
+    """Our weights under Hugging Face's names and layouts (Conv1D transposed back)."""
+    out = {}
+    for name, tensor in model.state_dict().items():
+        out[name] = tensor.t().contiguous() if name.endswith(CONV1D_SUFFIXES) else tensor
+    return out
+
+
+def to_hf(model: GPT, **config_extra: Any):
+    """A ``GPT2LMHeadModel`` holding our weights, ready for ``save_pretrained``."""
+    from transformers import GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel(model.config.to_hf(**config_extra))
+    missing, unexpected = hf.load_state_dict(hf_state_dict(model), strict=False)
+    missing = [k for k in missing if not k.endswith((".attn.bias", ".attn.masked_bias", "lm_head.weight"))]
+    if missing or unexpected:
+        raise RuntimeError(f"weight mismatch converting to GPT2LMHeadModel: missing {missing}, unexpected {unexpected}")
+    hf.tie_weights()
+    return hf
+
+
+def configure_optimizer(model: nn.Module, lr: float, *, weight_decay: float = 0.0, betas=(0.9, 0.999),
+                        fused: bool | None = None) -> torch.optim.AdamW:
+    """AdamW (Loshchilov & Hutter 2019) with decay on matrices only; fused kernel on CUDA.
+
+    gpt-2-simple fine-tunes with plain Adam, lr 1e-4: ``weight_decay=0`` reproduces that.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    if fused is None:
+        fused = all(p.is_cuda for p in params)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)

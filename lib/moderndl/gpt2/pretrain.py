@@ -1,0 +1,161 @@
+"""A small GPT-2-architecture base checkpoint, built here: tokenizer, pretraining, cache.
+
+The tests and the smoke profile cannot download OpenAI's weights, so the library makes a
+stand-in with the same architecture and the same objective (Radford et al. 2019, Sec. 2,
+Eq. 1, $\\min_\\theta -\\sum_t \\log p_\\theta(x_t \\mid x_{<t})$):
+
+1. a byte-level BPE tokenizer (Sec. 2.2) trained with ``tokenizers`` on CPython's
+   ``pydoc_data.topics``;
+2. a small ``GPT2Config`` pretrained briefly on the same text through ``moderndl.train``;
+3. ``save_pretrained`` of both into ``_build/artifacts/gpt2_base/<key>/``, where ``key`` hashes
+   the :class:`BaseConfig`, so the checkpoint is built once per machine and config.
+
+The result is an ordinary Hugging Face folder: ``from_pretrained`` loads it like ``"gpt2"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from moderndl import paths, train
+from moderndl.data import text as text_data
+from moderndl.gpt2 import lm
+from moderndl.gpt2.model import GPT, GPTConfig, configure_optimizer, to_hf
+from moderndl.seed import set_seed
+
+EOS = "<|endoftext|>"  # GPT-2's document separator (Sec. 2.2)
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """The smoke-scale base model; a change to any field builds a new cached checkpoint."""
+
+    vocab_size: int = 2048  # BPE merges + 256 bytes + <|endoftext|>; GPT-2 has 50,257
+    n_positions: int = 128
+    n_embd: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    block_size: int = 64  # pretraining window
+    batch_size: int = 16
+    steps: int = 200
+    lr: float = 2e-3  # small model, short run: a high peak, cosine decay to 10%
+    warmup: int = 20
+    seed: int = 0
+    format: int = 1  # bump when the build recipe changes
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def model_config(self) -> GPTConfig:
+        return GPTConfig(vocab_size=self.vocab_size, n_positions=self.n_positions, n_embd=self.n_embd,
+                         n_layer=self.n_layer, n_head=self.n_head)
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """Byte-level BPE (Sec. 2.2) trained on ``texts``, as a ``GPT2TokenizerFast``.
+
+    Built with ``tokenizer_object=``: in transformers 5, ``vocab_file=``/``merges_file=``
+    silently give an empty tokenizer.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2TokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = GPT2TokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS)
+    if len(fast) != vocab_size:
+        raise RuntimeError(f"trained tokenizer has {len(fast)} tokens, expected vocab_size={vocab_size}")
+    return fast
+
+
+def encode_documents(tokenizer, documents: list[str]) -> torch.Tensor:
+    """Token ids of the documents, each followed by ``<|endoftext|>``: ``(N,)`` int64."""
+    ids: list[int] = []
+    for doc in documents:
+        ids.extend(tokenizer(doc)["input_ids"])
+        ids.append(tokenizer.eos_token_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def pretrain(cfg: BaseConfig, tokens: torch.Tensor) -> tuple[GPT, list[dict]]:
+    """Pretrain our compact GPT on ``tokens`` with AdamW, warmup and cosine decay (Eq. 1)."""
+    set_seed(cfg.seed)
+    model = GPT(cfg.model_config())
+    optimizer = configure_optimizer(model, cfg.lr, weight_decay=0.1, betas=(0.9, 0.95))
+
+    def lr_factor(t: int) -> float:  # linear warmup, then cosine to 10% of the peak
+        if t < cfg.warmup:
+            return (t + 1) / cfg.warmup
+        progress = (t - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    sampler = lm.random_windows(tokens, cfg.block_size, cfg.batch_size, cfg.seed)
+    config = train.TrainConfig(steps=cfg.steps, log_every=25, grad_clip=1.0, desc="pretrain base", cpu=True)
+    history, _ = train.fit(model, optimizer, lm.lm_loss, lambda t: sampler(t)[0], config, scheduler=scheduler)
+    return model, history
+
+
+def build(cfg: BaseConfig, out_dir: str | Path) -> Path:
+    """Train the tokenizer and the model on ``pydoc_data.topics``; ``save_pretrained`` both."""
+    from pydoc_data.topics import topics
+
+    documents = [topics[k].strip() for k in sorted(topics)]
+    tokenizer = train_tokenizer(documents, cfg.vocab_size)
+    tokens = encode_documents(tokenizer, documents)  # (N,)
+    model, history = pretrain(cfg, tokens)
+    out = Path(out_dir)
+    to_hf(model, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    info = {"config": asdict(cfg), "corpus": "pydoc_data.topics", "corpus_sha": text_data.fingerprint(
+        text_data.pydoc_topics()), "tokens": len(tokens), "final_loss": history[-1]["loss"], "history": history}
+    (out / "pretrain.json").write_text(json.dumps(info, indent=1))
+    return out
+
+
+def base_checkpoint(cfg: BaseConfig | None = None, *, root: str | Path | None = None) -> Path:
+    """The cached base checkpoint folder for ``cfg``; built on first use (atomic rename)."""
+    cfg = cfg or BaseConfig()
+    root = Path(root) if root is not None else paths.artifacts("gpt2_base")
+    final = root / cfg.key()
+    if (final / "pretrain.json").is_file():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.key()}-{os.getpid()}-", dir=root))
+    try:
+        build(cfg, tmp)
+        try:
+            tmp.rename(final)
+        except OSError:  # another process finished first: use theirs
+            if not (final / "pretrain.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def scratch_copy(base_dir: str | Path, out_dir: str | Path, *, seed: int = 0) -> Path:
+    """A randomly initialised model with ``base_dir``'s architecture and tokenizer (the baseline)."""
+    from transformers import GPT2Config, GPT2TokenizerFast
+
+    hf_config = GPT2Config.from_pretrained(base_dir)
+    set_seed(seed)
+    model = GPT(GPTConfig.from_hf(hf_config))
+    out = Path(out_dir)
+    to_hf(model, bos_token_id=hf_config.bos_token_id, eos_token_id=hf_config.eos_token_id).save_pretrained(out)
+    GPT2TokenizerFast.from_pretrained(base_dir).save_pretrained(out)
+    return out
