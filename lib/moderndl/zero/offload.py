@@ -1,0 +1,114 @@
+r"""ZeRO-Offload on one GPU through accelerate + DeepSpeed (the chapter's full profile; needs CUDA).
+
+Papers: Rajbhandari et al., "ZeRO", SC 2020, arXiv:1910.02054; Ren et al., "ZeRO-Offload:
+Democratizing Billion-Scale Model Training", USENIX ATC 2021, arXiv:2101.06840. With the
+optimizer offloaded, the GPU keeps the bf16 parameters and streams the bf16 gradients to the
+CPU, which keeps the fp32 master weights and the moments. Model states on the GPU and CPU:
+
+$$ M_{\text{GPU}} \approx 2\Psi \;(+\ \text{gradient buckets and activations}), \qquad
+   M_{\text{CPU}} \approx (2 + K)\,\Psi, \quad K = 12, $$
+
+against $(2 + 2 + K)\,\Psi = 16\Psi$ on the GPU for plain mixed-precision Adam.
+
+Run it with the chapter's accelerate config (``accelerate_deepspeed.yaml`` next to this file)::
+
+    accelerate launch --config_file lib/moderndl/zero/accelerate_deepspeed.yaml \
+        -m moderndl.zero.offload --params 1.5e9 --gpu-cap-gb 16 --out offload.json
+
+and without ``--config_file`` (``python -m moderndl.zero.offload --plain``) for plain Adam.
+``--gpu-cap-gb`` caps the memory this process may allocate on the GPU
+(``torch.cuda.set_per_process_memory_fraction``), so that a model whose plain Adam states do not
+fit the cap can be shown to train with offload on any large GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from moderndl.seed import set_seed
+from moderndl.train import TrainConfig, fit
+
+
+@dataclass(frozen=True)
+class OffloadConfig:
+    """A stack of square bf16 linear layers with about ``params`` parameters."""
+
+    params: float = 1.5e9  # 16 bytes x 1.5e9 = 24 GB of plain-Adam states: more than a 16 GB cap
+    width: int = 8192  # one layer: 8192^2 + 8192 = 67M parameters
+    batch_size: int = 8
+    steps: int = 5
+    lr: float = 1e-4
+    seed: int = 0
+
+    @property
+    def layers(self) -> int:
+        return max(1, math.ceil(self.params / (self.width * self.width + self.width)))
+
+
+def big_mlp(cfg: OffloadConfig) -> nn.Sequential:
+    set_seed(cfg.seed)
+    blocks: list[nn.Module] = []
+    for _ in range(cfg.layers):
+        blocks += [nn.Linear(cfg.width, cfg.width), nn.GELU()]
+    return nn.Sequential(*blocks)
+
+
+def regression_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch
+    return nn.functional.mse_loss(model(x).float(), y)
+
+
+def train(cfg: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None) -> dict:
+    """Train ``cfg`` for a few steps; return the peak GPU memory and the model-state bytes."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("moderndl.zero.offload needs a CUDA GPU (the chapter's full profile)")
+    if gpu_cap_gb is not None:
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, gpu_cap_gb * 1e9 / total))
+    model = big_mlp(cfg)
+    psi = sum(p.numel() for p in model.parameters())
+    if plain:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    else:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam  # ZeRO-Offload's CPU Adam (JIT-built on first use)
+
+        optimizer = DeepSpeedCPUAdam(model.parameters(), lr=cfg.lr)
+    g = torch.Generator().manual_seed(cfg.seed)
+    x = torch.randn(cfg.batch_size, cfg.width, generator=g)  # (B, width)
+    y = torch.randn(cfg.batch_size, cfg.width, generator=g)  # (B, width)
+    torch.cuda.reset_peak_memory_stats()
+    config = TrainConfig(steps=cfg.steps, log_every=1, mixed_precision="bf16",
+                         desc="plain Adam" if plain else "ZeRO-Offload")
+    status, history = "ok", []
+    try:
+        history, _ = fit(model, optimizer, regression_loss, lambda t: (x, y), config)
+    except torch.cuda.OutOfMemoryError as err:
+        status = f"out of memory: {str(err).splitlines()[0]}"
+    return {"config": asdict(cfg), "plain": plain, "psi": psi, "status": status,
+            "peak_gpu_bytes": torch.cuda.max_memory_allocated(), "gpu_cap_gb": gpu_cap_gb,
+            "loss": [h["loss"] for h in history]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=float, default=OffloadConfig.params)
+    parser.add_argument("--width", type=int, default=OffloadConfig.width)
+    parser.add_argument("--steps", type=int, default=OffloadConfig.steps)
+    parser.add_argument("--gpu-cap-gb", type=float, default=None)
+    parser.add_argument("--plain", action="store_true", help="plain AdamW on the GPU, no DeepSpeed")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    cfg = OffloadConfig(params=args.params, width=args.width, steps=args.steps)
+    result = train(cfg, plain=args.plain, gpu_cap_gb=args.gpu_cap_gb)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
