@@ -61,7 +61,8 @@ class GPTConfig:
         }
         for name, (value, expected) in unsupported.items():
             if value != expected:
-                raise ValueError(f"GPT2Config.{name}={value!r} is not supported by the compact model (needs {expected})")
+                raise ValueError(f"GPT2Config.{name}={value!r} is not supported by the compact model "
+                                 f"(needs {expected})")
         if getattr(hf_config, "n_inner", None) not in (None, 4 * hf_config.n_embd):
             raise ValueError(f"GPT2Config.n_inner={hf_config.n_inner} must be None or 4*n_embd")
         return cls(vocab_size=hf_config.vocab_size, n_positions=hf_config.n_positions, n_embd=hf_config.n_embd,
@@ -116,7 +117,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN residual block: $x + \\mathrm{attn}(\\mathrm{LN}(x))$, then $x + \\mathrm{mlp}(\\mathrm{LN}(x))$ (Sec. 2.3)."""
+    """Pre-LN residual block (Sec. 2.3): $x + \\mathrm{attn}(\\mathrm{LN}(x))$, then the same for the MLP."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()

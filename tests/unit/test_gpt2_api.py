@@ -1,0 +1,159 @@
+"""finetune/generate: the gpt-2-simple workflow on a tiny base checkpoint built here."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from moderndl.data import text
+from moderndl.gpt2 import api, hub, pretrain
+
+TINY = pretrain.BaseConfig(vocab_size=512, n_positions=64, n_embd=32, n_layer=2, n_head=2, block_size=32,
+                           batch_size=4, steps=4, warmup=2)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return pretrain.base_checkpoint(TINY, root=tmp_path_factory.mktemp("base"))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "licenses.txt"
+    path.write_text(text.license_texts(max_chars=20_000))
+    return path
+
+
+def _ft(dataset, base, ckpt, steps, **kw):
+    args = dict(run_name="r", checkpoint_dir=ckpt, batch_size=2, accumulate_gradients=2, block_size=16,
+                learning_rate=1e-3, sample_every=0, print_every=1, save_every=0)
+    return api.finetune(dataset, base, steps, **(args | kw))
+
+
+def test_base_checkpoint_tokenizer_and_cache(base):
+    tok = hub.load_tokenizer(base)
+    assert len(tok) == TINY.vocab_size  # the transformers-5 vocab_file/merges_file trap gives 0 here
+    ids = tok("def f(x):\n    return x")["input_ids"]
+    assert tok.decode(ids) == "def f(x):\n    return x"
+    assert pretrain.base_checkpoint(TINY, root=base.parent) == base  # cached: not rebuilt
+    assert json.loads((base / "pretrain.json").read_text())["config"]["vocab_size"] == TINY.vocab_size
+
+
+def test_backends_agree(dataset, base, tmp_path):
+    ours = _ft(dataset, base, tmp_path, 3, backend="compact", run_name="a")
+    ref = _ft(dataset, base, tmp_path, 3, backend="hf", run_name="b")
+    assert torch.allclose(torch.tensor(ours.losses), torch.tensor(ref.losses), atol=1e-4)
+
+
+def test_restore_latest_continues_the_loss_curve(dataset, base, tmp_path):
+    whole = _ft(dataset, base, tmp_path / "one", 4)
+    _ft(dataset, base, tmp_path / "two", 2, max_checkpoints=2)
+    rest = _ft(dataset, base, tmp_path / "two", 2, restore_from="latest", max_checkpoints=2)
+    assert rest.step == 4 and [r["step"] for r in rest.history] == [1, 2, 3, 4]
+    assert torch.allclose(torch.tensor(rest.losses), torch.tensor(whole.losses), atol=1e-6)
+    run = tmp_path / "two" / "r"
+    assert (run / "config.json").is_file() and (run / "tokenizer.json").is_file()
+    assert sorted(p.name for p in run.glob("step-*")) == ["step-000002", "step-000004"]
+
+
+def test_generate_options(dataset, base, tmp_path):
+    _ft(dataset, base, tmp_path, 1)
+    kw = dict(run_name="r", checkpoint_dir=tmp_path, length=8, seed=3)
+    a = api.generate(**kw, prefix="The", nsamples=2, batch_size=2, top_k=5, top_p=0.9)
+    assert len(a) == 2 and all(s.startswith("The") for s in a)
+    assert a == api.generate(**kw, prefix="The", nsamples=2, batch_size=2, top_k=5, top_p=0.9)  # seeded
+    whole = api.generate(**kw, prefix="The", top_k=5)[0]
+    assert whole == "The" + api.generate(**kw, prefix="The", include_prefix=False, top_k=5)[0]
+    cut = api.generate(**kw, truncate=" ")[0]
+    assert " " not in cut
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        api.generate(**kw, nsamples=3, batch_size=2)
+    with pytest.raises(FileNotFoundError, match="no saved run 'missing'"):
+        api.generate(run_name="missing", checkpoint_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_generate_from_a_fresh_process(dataset, base, tmp_path):
+    _ft(dataset, base, tmp_path, 1)
+    code = ("from moderndl.gpt2 import generate; import sys; "
+            "print(repr(generate(run_name='r', checkpoint_dir=sys.argv[1], length=6, seed=1, top_k=3)[0]))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == repr(api.generate(run_name="r", checkpoint_dir=tmp_path, length=6, seed=1,
+                                                   top_k=3)[0])
+
+
+# -- bad input: each is a clear error, and nothing saved is lost ---------------------------------------
+
+@pytest.fixture
+def saved_run(dataset, base, tmp_path):
+    _ft(dataset, base, tmp_path, 1)
+    run = tmp_path / "r"
+    return run, {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def _unchanged(saved_run):
+    run, before = saved_run
+    after = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    assert after == before
+
+
+def test_missing_and_empty_dataset(saved_run, base, tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        _ft(tmp_path / "missing.txt", base, tmp_path, 1)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        _ft(empty, base, tmp_path, 1)
+    _unchanged(saved_run)
+
+
+def test_text_shorter_than_a_context_window(saved_run, base, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("Too short.")
+    with pytest.raises(ValueError, match="fewer than one context window"):
+        _ft(short, base, tmp_path, 1)
+    _unchanged(saved_run)
+
+
+@pytest.mark.parametrize("steps", [0, -1])
+def test_nonpositive_steps(saved_run, dataset, base, tmp_path, steps):
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        _ft(dataset, base, tmp_path, steps)
+    _unchanged(saved_run)
+
+
+def test_unknown_model_alias(saved_run, dataset, tmp_path):
+    with pytest.raises(ValueError, match="unknown model alias model_name='117M'.*124M"):
+        _ft(dataset, "117M", tmp_path, 1, restore_from="fresh", run_name="other")
+    with pytest.raises(ValueError, match="unknown model_name='gtp2'"):
+        hub.resolve("gtp2")
+    assert hub.resolve("355M") == "gpt2-medium"
+    _unchanged(saved_run)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"top_p": 0.0}, "top_p"), ({"top_p": 1.01}, "top_p"),
+                                           ({"temperature": 0.0}, "temperature"),
+                                           ({"temperature": -0.5}, "temperature")])
+def test_bad_generate_knobs(saved_run, tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        api.generate(run_name="r", checkpoint_dir=tmp_path, length=4, **kwargs)
+    _unchanged(saved_run)
+
+
+def test_fresh_on_an_existing_run_needs_overwrite(saved_run, dataset, base, tmp_path):
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        _ft(dataset, base, tmp_path, 1, restore_from="fresh")
+    _unchanged(saved_run)
+    again = _ft(dataset, base, tmp_path, 1, restore_from="fresh", overwrite=True)
+    assert again.step == 1  # started over, explicitly
+
+
+@pytest.mark.slow
+def test_offline_without_cache_is_a_clear_error(tmp_path):
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    code = "from moderndl.gpt2 import hub; hub.load_model('124M')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode != 0
+    assert "not in the local Hugging Face cache" in out.stderr and "local folder" in out.stderr

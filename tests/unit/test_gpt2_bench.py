@@ -1,0 +1,37 @@
+"""The MFU formula against torch's FLOP counter, and a toy-sized run of the comparison."""
+
+import torch
+from moderndl.gpt2 import bench
+from moderndl.gpt2.model import GPT, GPTConfig
+from moderndl.measure import count_flops
+
+
+def _attention_flops(B, H, T, Q):
+    """FLOPs of softmax(q k^T) v written as explicit matmuls (SDPA's CPU kernel is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q = k = v = torch.zeros(B, H, T, Q)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        (q @ k.transpose(-2, -1)) @ v  # (B, H, T, T) then (B, H, T, Q)
+    return counter.get_total_flops()
+
+
+def test_flops_per_token_matches_the_flop_counter():
+    cfg = GPTConfig(vocab_size=512, n_positions=128, n_embd=128, n_layer=2, n_head=4)
+    model = GPT(cfg)
+    B, T, Q = 2, 128, cfg.n_embd // cfg.n_head
+    matmuls = count_flops(model, torch.zeros(B, T, dtype=torch.long))  # linear layers, 2 FLOPs per MAC
+    attention = cfg.n_layer * _attention_flops(B, cfg.n_head, T, Q)
+    measured = 3 * (matmuls + attention) / (B * T)  # backward = 2x forward
+    # biases and LayerNorm parameters are in N but do no matmul work: take them out of 6N
+    no_matmul = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 1)
+    formula = bench.flops_per_token(model.num_params(), cfg.n_layer, cfg.n_head, Q, T) - 6 * no_matmul
+    assert measured == formula
+
+
+def test_compare_runs_on_cpu_at_toy_size():
+    out = bench.compare(bench.tiny(repeats=1), "cpu", peak_flops=1e9)
+    assert out["ours"]["tokens_per_s"] > 0 and out["hf"]["tokens_per_s"] > 0
+    assert out["speedup"] == out["ours"]["tokens_per_s"] / out["hf"]["tokens_per_s"]
+    assert 0 < out["ours"]["mfu"] and out["peak_flops"] == 1e9
