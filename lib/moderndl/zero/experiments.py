@@ -45,11 +45,18 @@ class Plan:
     n_ds: tuple[int, ...] = (2, 4)
     stages: tuple[int, ...] = STAGES
     dtypes: tuple[str, ...] = ("float32", "bfloat16")  # float32: exact Adam reference; bfloat16: 2-byte states
-    benchmark: Benchmark | None = None  # timed on max(n_ds) ranks
+    benchmark: Benchmark | None = None
+    bench_n_d: int | None = None  # ranks the benchmark runs on; default max(n_ds)
 
     def __post_init__(self):
         if not self.n_ds or min(self.n_ds) < 1:
             raise ValueError(f"n_ds must be non-empty with every N_d >= 1, got {self.n_ds}")
+        if self.bench_n_d is not None and not 1 <= self.bench_n_d <= max(self.n_ds):
+            raise ValueError(f"bench_n_d must be in [1, max(n_ds) = {max(self.n_ds)}], got {self.bench_n_d}")
+
+    @property
+    def world_size(self) -> int:
+        return max(self.n_ds)
 
 
 def train_stage(rank: int, world_size: int, work: Workload, stage: int, dtype: str, tensors: Tensors,
@@ -93,17 +100,24 @@ def plan_rank(rank: int, world_size: int, plan: Plan, tensors: Tensors) -> dict[
             runs += [train_stage(rank, n_d, plan.workload, stage, dtype, tensors, group)
                      for dtype in plan.dtypes for stage in plan.stages]
         dist.barrier()
-    bench = benchmark_rank(rank, world_size, plan.benchmark, tensors) if plan.benchmark else None
+    bench = None
+    if plan.benchmark:
+        n_d = plan.bench_n_d or world_size
+        group = dist.new_group(list(range(n_d)))
+        if rank < n_d:
+            bench = benchmark_rank(rank, n_d, plan.benchmark, tensors, group)
+        dist.barrier()
     return {"runs": runs, "bench": bench}
 
 
 def run(plan: Plan) -> dict[str, Any]:
     """Spawn ``max(n_ds)`` gloo ranks on CPU; return every rank's run records and the benchmark."""
-    per_rank = spawn(plan_rank, max(plan.n_ds), plan, digits())
+    per_rank = spawn(plan_rank, plan.world_size, plan, digits())
     runs = [r for out in per_rank for r in out["runs"]]
     bench = None
     if plan.benchmark:
-        times = {k: max(out["bench"][k] for out in per_rank) for k in per_rank[0]["bench"]}  # slowest rank
+        timed = [out["bench"] for out in per_rank if out["bench"] is not None]
+        times = {k: max(t[k] for t in timed) for k in timed[0]}  # the slowest rank
         bench = {**times, **{f"{k}_over_ddp": v / times["ddp"] for k, v in times.items() if k != "ddp"}}
     return {"runs": runs, "bench": bench}
 
@@ -119,8 +133,8 @@ def reference_adam(work: Workload, tensors: Tensors | None = None) -> tuple[dict
 
 
 # -- benchmark: step time against DDP ----------------------------------------------------------
-def _ddp_step(work: Workload, batch: Tensors):
-    model = torch.nn.parallel.DistributedDataParallel(work.model())
+def _ddp_step(work: Workload, batch: Tensors, group: dist.ProcessGroup | None):
+    model = torch.nn.parallel.DistributedDataParallel(work.model(), process_group=group)
     optimizer = torch.optim.Adam(model.parameters(), lr=work.lr)
 
     def step():
@@ -131,10 +145,10 @@ def _ddp_step(work: Workload, batch: Tensors):
     return step
 
 
-def _zero_step(work: Workload, batch: Tensors, stage: int, world_size: int):
+def _zero_step(work: Workload, batch: Tensors, stage: int, world_size: int, group: dist.ProcessGroup | None):
     model = work.model()
     engine = ZeroDataParallel(model, ZeroConfig(stage=stage, world_size=world_size, lr=work.lr,
-                                                param_dtype=torch.float32))
+                                                param_dtype=torch.float32), group)
 
     def step():
         loss_fn(model, batch).backward()
@@ -144,15 +158,20 @@ def _zero_step(work: Workload, batch: Tensors, stage: int, world_size: int):
     return step
 
 
-def benchmark_rank(rank: int, world_size: int, spec: Benchmark, tensors: Tensors) -> dict[str, float]:
-    """Median step seconds per method on this rank (the collectives keep the ranks in lockstep)."""
+def benchmark_rank(rank: int, world_size: int, spec: Benchmark, tensors: Tensors,
+                   group: dist.ProcessGroup | None = None) -> dict[str, float]:
+    """Median step seconds per method on this rank (the collectives keep the ranks in lockstep).
+
+    DDP is ``torch.nn.parallel.DistributedDataParallel`` with ``torch.optim.Adam``; the ZeRO stages
+    are :class:`ZeroDataParallel`; all in fp32 on the same batch.
+    """
     batch = spec.workload.data(rank, world_size, tensors)(0)
-    steps = {"ddp": _ddp_step(spec.workload, batch)}
-    steps.update({f"stage{s}": _zero_step(spec.workload, batch, s, world_size) for s in spec.stages})
+    steps = {"ddp": _ddp_step(spec.workload, batch, group)}
+    steps.update({f"stage{s}": _zero_step(spec.workload, batch, s, world_size, group) for s in spec.stages})
     medians: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(spec.rounds):
         for name, fn in steps.items():
-            dist.barrier()
+            dist.barrier(group=group)
             warmup = spec.warmup if r == 0 else 1
             medians[name].append(time_it(fn, warmup=warmup, repeats=spec.repeats)["median_s"])
     return {name: statistics.median(values) for name, values in medians.items()}

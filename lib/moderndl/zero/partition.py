@@ -90,7 +90,7 @@ class FlatGroup:
         self.lo, self.hi = index * self.shard_numel, (index + 1) * self.shard_numel
         self.full = torch.zeros(self.padded, dtype=dtype)  # (padded,)
         offset = 0
-        for p, n in zip(params, self.sizes):
+        for p, n in zip(params, self.sizes, strict=True):
             self.full[offset:offset + n].copy_(p.detach().reshape(-1))  # (n,)
             p.data = self.full[offset:offset + n].view_as(p)  # (n,) -> p.shape, a view into the buffer
             offset += n
@@ -107,7 +107,7 @@ class FlatGroup:
         """Pack the parameters' gradients into a fresh padded bucket and drop them."""
         bucket = torch.zeros(self.padded, dtype=self.full.dtype)  # (padded,)
         offset = 0
-        for p, n in zip(self.params, self.sizes):
+        for p, n in zip(self.params, self.sizes, strict=True):
             bucket[offset:offset + n].copy_(p.grad.reshape(-1))  # (n,)
             p.grad = None
             offset += n
@@ -161,7 +161,7 @@ class ZeroDataParallel:
             if self.stage <= 1:
                 g.grad_full = torch.zeros(g.padded, dtype=config.param_dtype)  # (padded,)
                 offset = 0
-                for p, n in zip(g.params, g.sizes):
+                for p, n in zip(g.params, g.sizes, strict=True):
                     p.grad = g.grad_full[offset:offset + n].view_as(p)  # autograd accumulates in place
                     offset += n
             else:
@@ -203,7 +203,7 @@ class ZeroDataParallel:
     # -- the step --------------------------------------------------------------------------
     def step(self) -> None:
         """Reduce what backward left unreduced, update the owned shard, share the result."""
-        for g, master in zip(self.flats, self.masters):
+        for g, master in zip(self.flats, self.masters, strict=True):
             if self.stage == 0:
                 self.comm.all_reduce(g.grad_full)
                 grad = g.grad_full  # (padded,)
@@ -214,7 +214,7 @@ class ZeroDataParallel:
                 grad = g.grad_shard  # (padded // N_d,)
             master.grad = grad.float().div_(self.world_size)  # mean over ranks
         self.optimizer.step()
-        for g, master in zip(self.flats, self.masters):
+        for g, master in zip(self.flats, self.masters, strict=True):
             master.grad = None
             if self.stage == 0:
                 g.full.copy_(master)
@@ -255,7 +255,7 @@ class ZeroDataParallel:
                 flat = torch.empty(g.padded, dtype=g.shard.dtype)  # (padded,)
                 dist.all_gather_single(flat, g.shard, group=self.group)
             offset = 0
-            for p, n in zip(g.params, g.sizes):
+            for p, n in zip(g.params, g.sizes, strict=True):
                 out[names[id(p)]] = flat[offset:offset + n].float().view(p.shape).clone()  # (n,) -> p.shape
                 offset += n
         return out

@@ -1,4 +1,4 @@
-"""The model and data every ZeRO experiment in this chapter trains: an MLP on sklearn's digits.
+r"""The model and data every ZeRO experiment in this chapter trains: an MLP on sklearn's digits.
 
 The same workload runs under the from-scratch partitioner (:mod:`moderndl.zero.partition`),
 under DeepSpeed (:mod:`moderndl.zero.deepspeed_side`) and as the single-process
@@ -6,7 +6,8 @@ under DeepSpeed (:mod:`moderndl.zero.deepspeed_side`) and as the single-process
 element by element (Rajbhandari et al. 2020, arXiv:1910.02054, Section 5). The objective is
 the mean cross-entropy over the global batch $B$, split into $N_d$ equal per-rank batches:
 
-$$ \mathcal{L}(\theta) = \frac{1}{N_d}\sum_{r=1}^{N_d} \frac{1}{B/N_d}\sum_{i \in \mathcal{B}_r} \ell(f_\theta(x_i), y_i) $$
+$$ \mathcal{L}(\theta) = \frac{1}{N_d}\sum_{r=1}^{N_d} \frac{N_d}{B}
+   \sum_{i \in \mathcal{B}_r} \ell(f_\theta(x_i), y_i) $$
 """
 
 from __future__ import annotations
@@ -39,17 +40,17 @@ class Workload:
         """The MLP, initialised from ``seed`` (call on every rank: all ranks get the same weights)."""
         set_seed(self.seed)
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+        for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
             layers.append(nn.Linear(a, b))
             if i < len(self.sizes) - 2:
                 layers.append(nn.Tanh())
         return nn.Sequential(*layers)
 
     def num_params(self) -> int:
-        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
 
     def largest_layer(self) -> int:
-        return max(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return max(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
 
     def data(self, rank: int = 0, world_size: int = 1,
              tensors: tuple[torch.Tensor, torch.Tensor] | None = None) -> batches:
