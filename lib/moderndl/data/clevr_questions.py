@@ -1,0 +1,198 @@
+"""Question templates of the CLEVR-like world, and answer-balanced rejection sampling.
+
+Each family follows a CLEVR program shape (Johnson et al. 2017, arXiv:1612.06890, Sec. 3):
+
+- ``query``:   ``query_attr(unique(filter(scene)))``       "what color is the large circle ?"
+- ``exist``:   ``exist(filter(scene))``                     "is there a red square ?"
+- ``count``:   ``count(filter(scene))``                     "how many small things are there ?"
+- ``compare``: ``equal_attr(query(a), query(b))`` or ``greater/less/equal(count(a), count(b))``
+- ``relate``:  ``query_attr(relate^h(unique(filter(scene))))`` with h = 1..max_hops
+  "what shape is the thing left of the thing closest to the blue circle ?"
+
+A filter names at most the attributes it needs; a referring expression ("the blue circle")
+names a random subset of attributes that picks out exactly one object, never the queried one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from moderndl.data.clevr import ATTRIBUTES, PLURAL, RELATIONS, WorldConfig, subsets
+
+Obj = tuple[int, int, int, float, float]  # (shape, color, size, x, y)
+COLUMN = {"shape": 0, "color": 1, "size": 2}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One generated question: its scene, text, answer, family, hops and referenced objects."""
+
+    scene: int
+    text: str
+    answer: str
+    family: str
+    hops: int
+    refs: tuple[int, ...]
+
+
+class QuestionMaker:
+    """Draws questions on a fixed set of scenes with a seeded ``random.Random``."""
+
+    def __init__(self, world: WorldConfig, objects: np.ndarray, rng: random.Random):
+        self.world, self.rng = world, rng
+        self.scenes: list[list[Obj]] = [
+            [tuple(int(v) for v in row[:3]) + (float(row[3]), float(row[4])) for row in scene if row[0] >= 0]
+            for scene in objects
+        ]
+        self.draw = {"query": self.query, "exist": self.exist, "count": self.count, "compare": self.compare,
+                     "relate": self.relate}
+
+    def targets(self, family: str) -> list[str]:
+        """The answers a family cycles through (Sec. 3 of CLEVR: rejection sampling to balance answers)."""
+        w = self.world
+        if family in ("exist", "compare"):
+            return ["yes", "no"]
+        if family == "count":
+            return [str(k) for k in range(w.max_count + 1)]
+        return [*w.colors, *w.shapes, *w.sizes]
+
+    def make(self, counts: dict[str, int], max_tries: int = 2000) -> list[Row]:
+        rows = []
+        for family, n in counts.items():
+            targets = self.targets(family)
+            if family in ("query", "relate"):  # attribute uniform, then value uniform: no answer dominates
+                per = math.lcm(*(len(self.world.values(a)) for a in ATTRIBUTES))
+                targets = [v for a in ATTRIBUTES for v in self.world.values(a)
+                           for _ in range(per // len(self.world.values(a)))]
+            order = targets[:]
+            for k in range(n):
+                if k % len(order) == 0:
+                    self.rng.shuffle(order)
+                target = order[k % len(order)]
+                rows.append(self._until(family, target, max_tries))
+        return rows
+
+    def _until(self, family: str, target: str, max_tries: int) -> Row:
+        for _ in range(max_tries):
+            s = self.rng.randrange(len(self.scenes))
+            row = self.draw[family](s, self.scenes[s], target)
+            if row is not None and row.answer == target:
+                return row
+        raise RuntimeError(f"no {family!r} question with answer {target!r} in {max_tries} draws; "
+                           f"the world {self.world} cannot produce it often enough")
+
+    # -- phrases ---------------------------------------------------------------------
+    def _name(self, attrs: dict[str, int], plural: bool = False) -> str:
+        w = self.world
+        words = [w.sizes[attrs["size"]]] if "size" in attrs else []
+        words += [w.colors[attrs["color"]]] if "color" in attrs else []
+        noun = w.shapes[attrs["shape"]] if "shape" in attrs else "thing"
+        return " ".join([*words, PLURAL[noun] if plural else noun])
+
+    def _filter(self, scene: list[Obj]) -> dict[str, int]:
+        """A random filter of one or two attributes, often taken from an object present."""
+        attrs = self.rng.choice([a for a in subsets(ATTRIBUTES) if len(a) <= 2])
+        source = self.rng.choice(scene) if self.rng.random() < 0.5 else None
+        return {a: (source[COLUMN[a]] if source else self.rng.randrange(len(self.world.values(a)))) for a in attrs}
+
+    @staticmethod
+    def _matching(scene: list[Obj], f: dict[str, int]) -> list[int]:
+        return [i for i, o in enumerate(scene) if all(o[COLUMN[a]] == v for a, v in f.items())]
+
+    def _refer(self, scene: list[Obj], i: int, exclude: str | None = None) -> str | None:
+        """A referring expression naming object ``i`` uniquely without ``exclude``; ``None`` if none."""
+        options = [a for a in subsets(tuple(a for a in ATTRIBUTES if a != exclude))
+                   if self._matching(scene, {b: scene[i][COLUMN[b]] for b in a}) == [i]]
+        if not options:
+            return None
+        attrs = self.rng.choice(options)
+        return self._name({a: scene[i][COLUMN[a]] for a in attrs})
+
+    def _value(self, obj: Obj, attribute: str) -> str:
+        return self.world.values(attribute)[obj[COLUMN[attribute]]]
+
+    def _attribute_of(self, target: str) -> str:
+        return next(a for a in ATTRIBUTES if target in self.world.values(a))
+
+    # -- families ----------------------------------------------------------------------
+    def query(self, s: int, scene: list[Obj], target: str) -> Row | None:
+        attribute = self._attribute_of(target)
+        candidates = [i for i, o in enumerate(scene) if self._value(o, attribute) == target]
+        if not candidates:
+            return None
+        i = self.rng.choice(candidates)
+        ref = self._refer(scene, i, exclude=attribute)
+        if ref is None:
+            return None
+        return Row(s, f"what {attribute} is the {ref} ?", target, "query", 0, (i,))
+
+    def exist(self, s: int, scene: list[Obj], target: str) -> Row | None:
+        f = self._filter(scene)
+        hits = self._matching(scene, f)
+        return Row(s, f"is there a {self._name(f)} ?", "yes" if hits else "no", "exist", 0, tuple(hits))
+
+    def count(self, s: int, scene: list[Obj], target: str) -> Row | None:
+        f = self._filter(scene)
+        hits = self._matching(scene, f)
+        if len(hits) > self.world.max_count:
+            return None
+        return Row(s, f"how many {self._name(f, plural=True)} are there ?", str(len(hits)), "count", 0, tuple(hits))
+
+    def compare(self, s: int, scene: list[Obj], target: str) -> Row | None:
+        if self.rng.random() < 0.5:  # compare attributes: equal_attr(query(a), query(b))
+            if len(scene) < 2:
+                return None
+            i, j = self.rng.sample(range(len(scene)), 2)
+            attribute = self.rng.choice(ATTRIBUTES)
+            ri, rj = self._refer(scene, i, exclude=attribute), self._refer(scene, j, exclude=attribute)
+            if ri is None or rj is None:
+                return None
+            same = scene[i][COLUMN[attribute]] == scene[j][COLUMN[attribute]]
+            text = f"does the {ri} have the same {attribute} as the {rj} ?"
+            return Row(s, text, "yes" if same else "no", "compare", 0, (i, j))
+        fa, fb = self._filter(scene), self._filter(scene)  # compare numbers: greater / less / equal counts
+        if fa == fb:
+            return None
+        a, b = self._matching(scene, fa), self._matching(scene, fb)
+        pa, pb = self._name(fa, plural=True), self._name(fb, plural=True)
+        kind = self.rng.randrange(3)
+        text = [f"are there more {pa} than {pb} ?", f"are there fewer {pa} than {pb} ?",
+                f"are there the same number of {pa} and {pb} ?"][kind]
+        truth = [len(a) > len(b), len(a) < len(b), len(a) == len(b)][kind]
+        return Row(s, text, "yes" if truth else "no", "compare", 0, tuple(sorted(set(a) | set(b))))
+
+    def relate(self, s: int, scene: list[Obj], target: str) -> Row | None:
+        if len(scene) < 2:
+            return None
+        hops = self.rng.randint(1, self.world.max_hops)
+        anchor = self.rng.randrange(len(scene))
+        chain, phrase = [anchor], None
+        ref = self._refer(scene, anchor)
+        if ref is None:
+            return None
+        phrase = f"the {ref}"
+        for _ in range(hops):
+            relation = self.rng.choice(RELATIONS)
+            nxt = _relate(scene, chain[-1], relation)
+            if nxt is None or nxt in chain:  # no such object, or the chain loops back
+                return None
+            chain.append(nxt)
+            phrase = f"the thing {relation} {phrase}"
+        attribute = self._attribute_of(target)
+        answer = self._value(scene[chain[-1]], attribute)
+        return Row(s, f"what {attribute} is {phrase} ?", answer, "relate", hops, tuple(chain))
+
+
+def _relate(scene: list[Obj], i: int, relation: str) -> int | None:
+    """The object ``relation`` object ``i``: nearest to its left / right, or closest overall."""
+    x, y = scene[i][3], scene[i][4]
+    if relation == "closest to":
+        others = [(((o[3] - x) ** 2 + (o[4] - y) ** 2), j) for j, o in enumerate(scene) if j != i]
+    else:
+        sign = -1 if relation == "left of" else 1
+        others = [((o[3] - x) * sign, j) for j, o in enumerate(scene) if j != i and (o[3] - x) * sign > 0]
+    return min(others)[1] if others else None
