@@ -29,6 +29,7 @@ $P\,n(n-1)/2$ (ER), $M(n-M)$ (BA) and $nK/2$ (WS).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,6 +80,18 @@ def label(name: str, params: Sequence[float] | float) -> str:
     """``"WS(4, 0.75)"``: a generator setting as the paper writes it."""
     name, params = check(name, params)
     return f"{name}({', '.join(_fmt(p) for p in params)})"
+
+
+def parse(text: str) -> tuple[str, tuple[float, ...]]:
+    """``"WS(4, 0.75)"`` -> ``("WS", (4, 0.75))``, validated; the inverse of :func:`label`."""
+    match = re.fullmatch(r"\s*([A-Za-z]+)\s*\(([^()]*)\)\s*", str(text))
+    if match is None:
+        raise ValueError(f"cannot parse generator setting {text!r}; expected e.g. 'ER(0.2)', 'BA(5)', 'WS(4, 0.75)'")
+    try:
+        values = tuple(float(v) if "." in v or "e" in v.lower() else int(v) for v in match[2].split(","))
+    except ValueError:
+        raise ValueError(f"cannot parse the parameters of generator setting {text!r}") from None
+    return check(match[1], values)
 
 
 def check(name: str, params: Sequence[float] | float, n: int | None = None) -> tuple[str, tuple[float, ...]]:
