@@ -134,7 +134,7 @@ def launch(work: Workload, world_size: int, stages: tuple[int, ...], out: Path, 
     cmd = [launcher, "--num_gpus", str(world_size), "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
            "--module", "moderndl.zero.deepspeed_side", "--stages", ",".join(map(str, stages)),
            "--workload", json.dumps(asdict(work)), "--out", str(out)] + (["--shm"] if shm else [])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"DeepSpeed launcher failed ({done.returncode}): {' '.join(cmd)}\n"

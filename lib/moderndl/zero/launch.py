@@ -31,7 +31,6 @@ def free_port() -> int:
 
 def _entry(rank: int, world_size: int, port: int, out: str, fn: Callable[..., Any], args: tuple) -> None:
     torch.set_num_threads(1)  # N_d ranks share the CPU cores: one thread each avoids oversubscription
-    os.environ["TQDM_DISABLE"] = "1"  # the ranks' progress bars would interleave on the parent's stderr
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=120))
     try:
@@ -45,7 +44,6 @@ def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> list[Any]:
     """Run ``fn(rank, world_size, *args)`` on ``world_size`` gloo ranks; return their results."""
     if not isinstance(world_size, int) or world_size < 1:
         raise ValueError(f"N_d (world_size) must be an int >= 1, got {world_size!r}")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="zero_ranks_") as out:
         mp.spawn(_entry, args=(world_size, free_port(), out, fn, args), nprocs=world_size, join=True)
         return [torch.load(Path(out) / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
