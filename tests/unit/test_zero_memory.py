@@ -1,7 +1,6 @@
 """The ZeRO memory model against the paper's printed tables and DeepSpeed's own estimators."""
 
 import pytest
-
 from moderndl.zero import memory
 
 PSI = 7_500_000_000
@@ -41,7 +40,8 @@ def test_max_params_inverts_the_formula():
         assert memory.model_state_bytes(psi, 16, stage) == pytest.approx(32e9)
 
 
-@pytest.mark.parametrize(("psi", "n_d", "largest"), [(PSI, 64, 4096 * 16384), (1_000_000, 4, 10_000), (10**9, 8, 10**7)])
+@pytest.mark.parametrize(("psi", "n_d", "largest"),
+                         [(PSI, 64, 4096 * 16384), (1_000_000, 4, 10_000), (10**9, 8, 10**7)])
 def test_deepspeed_estimators_differ_by_the_named_terms(psi, n_d, largest):
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
     from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
