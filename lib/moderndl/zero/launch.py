@@ -9,7 +9,6 @@ return values, in rank order.
 
 from __future__ import annotations
 
-import os
 import socket
 import tempfile
 from collections.abc import Callable
