@@ -57,12 +57,18 @@ def random_crops(n: int, size: int, *, seed: int = 0, scale: tuple[float, float]
         _, h, w = photo.shape
         side = max(size // 2, int(rng.uniform(*scale) * min(h, w)))
         top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        crop = photo[None, :, top:top + side, left:left + side]  # (1, 3, side, side)
-        crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        if rng.uniform() < 0.5:
-            crop = crop.flip(-1)
-        out[i] = (crop[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        out[i] = crop(photo, int(top), int(left), side, size, flip=bool(rng.uniform() < 0.5))
     return out
+
+
+def crop(photo: torch.Tensor, top: int, left: int, side: int, size: int, *, flip: bool = False) -> torch.Tensor:
+    """The square window ``side`` at ``(top, left)`` of a (3, H, W) float photo, resized
+    (antialiased bilinear, as PIL's) to ``(3, size, size)`` uint8, mirrored when ``flip``."""
+    window = photo[None, :, top:top + side, left:left + side]  # (1, 3, side, side)
+    window = F.interpolate(window, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    if flip:
+        window = window.flip(-1)
+    return (window[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8)  # (3, size, size)
 
 
 def load(n: int, size: int, *, folder: str | Path | None = None, seed: int = 0) -> torch.Tensor:
