@@ -33,6 +33,7 @@ from moderndl.multitask.weighting import (
     check_losses,
     make_weighting,
     pairwise_cosine,
+    pcgrad,
     task_gradients,
 )
 from moderndl.seed import set_seed
@@ -82,12 +83,22 @@ def _cosine_logs(prefix: str, grads: torch.Tensor, names: Sequence[str]) -> dict
     return {f"{prefix}/{key}": cos[i, j] for i, j, key in pair_names(names)}
 
 
+def _pair_projected_cosines(grads: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Cosine of each pair after PCGrad projects that pair alone (``cos_pc2/a~b``): Yu et al.'s
+    two-task case, where the projection provably leaves no conflict."""
+    logs = {}
+    for i, j, key in pair_names(names):
+        pair = pcgrad(grads[[i, j]])  # (2, P); for two tasks the visiting order does not matter
+        logs[f"cos_pc2/{key}"] = pairwise_cosine(pair)[0, 1]
+    return logs
+
+
 def make_step(loop: Loop, tasks: Sequence[Task], probe_every: int):
     """The custom step for ``Loop.run``: forward, check the losses, let the weighting fill the grads.
 
     Every ``probe_every`` steps it logs the pairwise cosines of the task gradients on the
-    shared trunk (``cos/a~b``); under PCGrad it also logs them after projection every step
-    (``cos_pc/a~b``).
+    shared trunk (``cos/a~b``); under PCGrad it also logs them every step after the projection
+    of all tasks (``cos_pc/a~b``) and after projecting each pair alone (``cos_pc2/a~b``).
     """
     model, optimizer, weighting = loop["model"], loop["optimizer"], loop["weighting"]
     names = [t.name for t in tasks]
@@ -112,6 +123,7 @@ def make_step(loop: Loop, tasks: Sequence[Task], probe_every: int):
         logs.update({f"weight/{n}": update.weights[i] for i, n in enumerate(names)})
         if update.projected is not None and len(tasks) > 1:
             logs.update(_cosine_logs("cos_pc", update.projected, names))
+            logs.update(_pair_projected_cosines(update.grads, names))
         return logs
 
     return step
