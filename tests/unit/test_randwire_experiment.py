@@ -130,5 +130,6 @@ def test_benchmark_runs_on_cpu_and_rejects_unknown_variants():
     cfg = RandWireConfig(nodes=6, channels=4, head_channels=8, num_classes=10)
     out = ex.benchmark(cfg, batch_size=4, image_size=32, warmup=1, repeats=2, device="cpu", variants=("eager_fp32",))
     assert out["eager_fp32"]["images_per_s"] > 0 and "speedup" not in out
+    assert out["eager_fp32"]["effective_mixed_precision"] == "no"
     with pytest.raises(ValueError, match=r"unknown benchmark variant\(s\) \['fp8'\]"):
         ex.benchmark(cfg, variants=("fp8",))

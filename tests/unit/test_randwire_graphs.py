@@ -137,3 +137,12 @@ def test_n_too_small_for_the_stage_names_it():
         sample_stages(RandWireConfig(nodes=4))
     with pytest.raises(ValueError, match="unknown generator name"):
         RandWireConfig(generator="Kleinberg")
+
+
+def test_parse_is_the_inverse_of_label():
+    for name, params in graphs.FIG3_SETTINGS:
+        assert graphs.parse(graphs.label(name, params)) == graphs.check(name, params)
+    with pytest.raises(ValueError, match=r"cannot parse generator setting 'WS 4'"):
+        graphs.parse("WS 4")
+    with pytest.raises(ValueError, match=r"unknown generator name 'XY'"):
+        graphs.parse("XY(1)")
