@@ -33,6 +33,23 @@ def test_one_rank_every_stage_equals_adam(one_rank, stage):
         memory.model_state_bytes(record["psi"], 1, stage, memory.MemoryModel(4, 4, 12)), rel=1e-3)
 
 
+@pytest.mark.parametrize("stage", [0, 1, 2])
+def test_one_rank_layer_sized_buckets_equal_adam(one_rank, stage):
+    """bucket_numel=1 gives one flat bucket per layer: stage 2 reduce-scatters layer by layer in backward."""
+    reference, _ = ex.reference_adam(WORK)
+    model = WORK.model()
+    engine = ZeroDataParallel(model, ZeroConfig(stage=stage, world_size=1, lr=WORK.lr, param_dtype=torch.float32,
+                                                bucket_numel=1))
+    assert len(engine.flats) == 3
+    data = WORK.data()
+    for t in range(WORK.steps):
+        loss_fn(model, data(t)).backward()
+        engine.step()
+        engine.zero_grad()
+    for name, ref in reference.items():
+        torch.testing.assert_close(engine.full_parameters()[name], ref, rtol=1e-5, atol=1e-6)
+
+
 def test_stage3_frees_gathered_parameters_between_uses(one_rank):
     model = WORK.model()
     engine = ZeroDataParallel(model, ZeroConfig(stage=3, world_size=1, param_dtype=torch.float32,
