@@ -54,6 +54,8 @@ class WorldConfig:
     max_count: int = 3  # count answers 0..max_count (larger counts are rejected)
     families: tuple[str, ...] = FAMILIES
     questions_per_scene: int = 10  # CLEVR has about 10 questions per image
+    radii: tuple[float, float] = (0.08, 0.13)  # small / large radius as a fraction of image_size (fits 6 objects)
+    cells: int = 0  # > 0: centres snap to a cells x cells grid, one object per cell (an easier smoke world)
 
     def __post_init__(self):
         if self.image_size < 16:
@@ -70,6 +72,8 @@ class WorldConfig:
             raise ValueError(f"families {self.families!r} must be a non-empty subset of {FAMILIES}")
         if self.max_hops < 1:
             raise ValueError(f"max_hops must be >= 1, got {self.max_hops}")
+        if self.cells and (self.cells**2 < self.max_objects or self.image_size % self.cells):
+            raise ValueError(f"cells={self.cells} must divide image_size={self.image_size} and hold max_objects")
 
     def values(self, attribute: str) -> tuple[str, ...]:
         return {"color": self.colors, "shape": self.shapes, "size": self.sizes}[attribute]
@@ -150,8 +154,8 @@ def vocabularies(world: WorldConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 # -- scenes ------------------------------------------------------------------------
 def radius(world: WorldConfig, size: int) -> float:
-    """Object radius in pixels: small 8%, large 13% of the image side (chosen to fit 6 objects)."""
-    return world.image_size * (0.08 if world.sizes[size] == "small" else 0.13)
+    """Object radius in pixels, from ``world.radii``."""
+    return world.image_size * world.radii[0 if world.sizes[size] == "small" else 1]
 
 
 def sample_scenes(world: WorldConfig, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -167,6 +171,14 @@ def sample_scenes(world: WorldConfig, n: int, rng: np.random.Generator) -> np.nd
             shape, rest = divmod(int(kind), len(world.colors) * len(world.sizes))
             color, size = divmod(rest, len(world.sizes))
             r = radius(world, size)
+            if world.cells:  # one object per free cell, centred in it
+                cell = s / world.cells
+                free = [c for c in range(world.cells**2) if all(
+                    (int(px // cell), int(py // cell)) != divmod(c, world.cells)[::-1] for px, py, _ in placed)]
+                row, col = divmod(int(rng.choice(free)), world.cells)
+                placed.append(((col + 0.5) * cell, (row + 0.5) * cell, r))
+                out[i, j] = (shape, color, size, *placed[-1])
+                continue
             for _ in range(100):  # rejection: centres at least r1 + r2 + 1 px apart
                 x, y = rng.uniform(r + 1, s - r - 1, size=2)
                 if all((x - px) ** 2 + (y - py) ** 2 > (r + pr + 1) ** 2 for px, py, pr in placed):

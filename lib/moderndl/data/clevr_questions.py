@@ -195,4 +195,7 @@ def _relate(scene: list[Obj], i: int, relation: str) -> int | None:
     else:
         sign = -1 if relation == "left of" else 1
         others = [((o[3] - x) * sign, j) for j, o in enumerate(scene) if j != i and (o[3] - x) * sign > 0]
-    return min(others)[1] if others else None
+    others.sort()
+    if not others or (len(others) > 1 and others[1][0] - others[0][0] < 1e-6):
+        return None  # nothing there, or a tie: the reference would be ambiguous
+    return others[0][1]

@@ -27,6 +27,8 @@ class MACConfig:
     embed_dim: int = 300  # Sec. 3.1: 300-d GloVe word vectors
     stem_channels: int = 128  # pixel stem width (the paper reads 1024 ResNet-101 conv4 channels instead)
     stem_layers: int = 4  # stride-2 conv layers: 224 -> 14, the paper's 14 x 14 knowledge base
+    stem: str = "conv"  # "conv": stride-2 layers; "patch": one conv with kernel = stride = patch (cells)
+    patch: int = 8  # patch side in pixels for stem="patch"
     coords: bool = False  # append (x, y) coordinate channels to the knowledge base (not in the paper)
     self_attention: bool = False  # Eq. w2; the paper's CLEVR model runs without it (Table 2 ablation)
     memory_gate: bool = False  # Eq. w3; helps in the low-data regime (Sec. 4.3)
@@ -40,8 +42,11 @@ class MACConfig:
             raise ValueError(f"d must be an even int >= 2 (the biLSTM splits it in two), got {self.d!r}")
         if self.num_words < 3 or self.num_classes < 2:
             raise ValueError(f"need num_words >= 3 and num_classes >= 2, got {self.num_words}, {self.num_classes}")
-        if self.image_size % (2**self.stem_layers):
-            raise ValueError(f"image_size={self.image_size} must be divisible by 2**stem_layers={2**self.stem_layers}")
+        if self.stem not in ("conv", "patch"):
+            raise ValueError(f"stem={self.stem!r}; valid: 'conv', 'patch'")
+        step = 2**self.stem_layers if self.stem == "conv" else self.patch
+        if self.image_size % step:
+            raise ValueError(f"image_size={self.image_size} must be divisible by the stem's stride {step}")
         if self.unknown not in ("error", "unk"):
             raise ValueError(f"unknown={self.unknown!r}; valid: 'error', 'unk'")
         if not 0.0 <= self.dropout < 1.0:
@@ -49,8 +54,8 @@ class MACConfig:
 
     @property
     def grid(self) -> int:
-        """Side of the knowledge-base grid: image_size / 2**stem_layers."""
-        return self.image_size // 2**self.stem_layers
+        """Side of the knowledge-base grid: image_size / 2**stem_layers (conv) or image_size / patch."""
+        return self.image_size // (2**self.stem_layers if self.stem == "conv" else self.patch)
 
 
 @dataclass(frozen=True)

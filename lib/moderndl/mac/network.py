@@ -80,7 +80,10 @@ class Stem(nn.Module):
         super().__init__()
         self.cfg = cfg
         layers, channels = [], 3
-        for _ in range(cfg.stem_layers):  # stands in for the frozen ResNet-101 (see module docstring)
+        if cfg.stem == "patch":  # one feature vector per patch: (B, 3, H, W) -> (B, C, H / patch, W / patch)
+            layers += [nn.Conv2d(3, cfg.stem_channels, cfg.patch, stride=cfg.patch), nn.ELU()]
+            channels = cfg.stem_channels
+        for _ in range(cfg.stem_layers if cfg.stem == "conv" else 0):  # stands in for the frozen ResNet-101 (see module docstring)
             layers += [nn.Conv2d(channels, cfg.stem_channels, 3, stride=2, padding=1),
                        nn.BatchNorm2d(cfg.stem_channels), nn.ELU()]
             channels = cfg.stem_channels
