@@ -146,3 +146,10 @@ def test_parse_is_the_inverse_of_label():
         graphs.parse("WS 4")
     with pytest.raises(ValueError, match=r"unknown generator name 'XY'"):
         graphs.parse("XY(1)")
+
+
+def test_depth_is_the_longest_path_in_convolutions():
+    assert graphs.depth(graphs.generate("WS", (4, 0.0), 8, seed=0)) == 8  # the ring order is a chain
+    assert graphs.depth(graphs.generate("ER", (0.0,), 8, seed=0)) == 1  # isolated nodes: one conv each
+    g = graphs.generate("BA", (2,), 16, seed=0)
+    assert graphs.depth(g) == len(nx.dag_longest_path(g.dag)) - 2

@@ -193,7 +193,8 @@ def train_one(config: RandWireConfig, data: Dataset, cfg: TrainSettings, *, devi
     accuracy = evaluate(loop["model"], data.x_test, data.y_test, loop=loop, channels_last=cfg.channels_last)
     return {"generator": graphs.label(config.generator, config.params), "seed": config.seed,
             "accuracy": accuracy, "train_loss": history[-1]["loss"], "history": history,
-            "params": measure.count_parameters(model), "edges": [d.graph.number_of_edges() for d in model.dags]}
+            "params": measure.count_parameters(model), "edges": [d.graph.number_of_edges() for d in model.dags],
+            "depth": [graphs.depth(d) for d in model.dags]}
 
 
 @torch.no_grad()

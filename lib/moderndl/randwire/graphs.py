@@ -187,6 +187,11 @@ def generate(name: str, params: Sequence[float] | float, n: int, seed: int) -> R
     return RandomDAG(name=key, params=values, n=n, seed=seed, graph=graph, dag=to_dag(graph))
 
 
+def depth(dag: RandomDAG) -> int:
+    """Nodes on the longest input-to-output path, extra nodes excluded: the stage's depth in convolutions."""
+    return nx.dag_longest_path_length(dag.dag) - 1
+
+
 def expected_edges(name: str, params: Sequence[float] | float, n: int) -> float:
     """Expected undirected edge count: ER P n(n-1)/2, BA M(n-M), WS nK/2 (Sec. 3.2)."""
     key, values = check(name, params, n)
