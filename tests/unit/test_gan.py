@@ -2,13 +2,12 @@
 
 import pytest
 import torch
-from torch import nn
-
 from moderndl.data import art
 from moderndl.gan import cyclegan, dcgan, losses
 from moderndl.gan.pool import ImagePool
 from moderndl.measure import count_parameters
 from moderndl.train import TrainConfig
+from torch import nn
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +54,7 @@ def test_dcgan_init_and_optimizer():
     for opt in (opt_g, opt_d):
         assert opt.defaults["lr"] == 2e-4 and opt.defaults["betas"] == (0.5, 0.999)
     G2, _ = dcgan.build(cfg, seed=0)
-    assert all(torch.equal(a, b) for a, b in zip(G.parameters(), G2.parameters()))  # seeded
+    assert all(torch.equal(a, b) for a, b in zip(G.parameters(), G2.parameters(), strict=True))  # seeded
 
 
 def test_dcgan_bad_inputs():
@@ -82,7 +81,7 @@ def test_dcgan_resume_matches_uninterrupted(tmp_path):
     history, resumed = _dcgan_run(tmp_path / "split", 4, True)
     assert history == full_history
     for name in ("generator", "discriminator"):
-        for a, b in zip(full[name].state_dict().values(), resumed[name].state_dict().values()):
+        for a, b in zip(full[name].state_dict().values(), resumed[name].state_dict().values(), strict=True):
             assert torch.equal(a, b)
 
 
@@ -203,22 +202,22 @@ def test_cyclegan_resume_matches_uninterrupted(tmp_path):
     photos, paintings = art.generate(6, 24, style="grid", seed=1), art.generate(6, 24, style="dream", seed=2)
     data = cyclegan.unpaired(photos, paintings, batch_size=2, seed=0)
 
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     def step_then_stop(batch, t):
         if t == 2:
-            raise Stop
+            raise StopError
         return step(batch, t)
 
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         loop.run(step_then_stop, data)
     history, resumed = _cyclegan_run(tmp_path / "split", 4, True)
     assert [h["loss_g"] for h in history] == [h["loss_g"] for h in full_history]
     for name in ("generators", "discriminators"):
-        for a, b in zip(full[name].state_dict().values(), resumed[name].state_dict().values()):
+        for a, b in zip(full[name].state_dict().values(), resumed[name].state_dict().values(), strict=True):
             assert torch.equal(a, b)
-    assert all(torch.equal(a, b) for a, b in zip(full["pool_b"].images, resumed["pool_b"].images))
+    assert all(torch.equal(a, b) for a, b in zip(full["pool_b"].images, resumed["pool_b"].images, strict=True))
 
 
 def test_cyclegan_learns_identity_direction():

@@ -35,7 +35,7 @@ def sources() -> tuple[tuple[str, torch.Tensor], ...]:
         image = image[0] if isinstance(image, tuple) else image  # stereo_motorcycle: (left, right, disparity)
         photos.append((name, image))
     bunch = load_sample_images()
-    for name, image in zip(bunch.filenames, bunch.images):
+    for name, image in zip(bunch.filenames, bunch.images, strict=True):
         photos.append((Path(name).name, image))
     return tuple((name, torch.from_numpy(np.array(im[..., :3])).permute(2, 0, 1).float() / 255.0)
                  for name, im in photos)  # (3, H, W)

@@ -3,7 +3,8 @@ Adversarial Networks*, Radford, Metz & Chintala 2016, arXiv:1511.06434.
 
 The adversarial game of Goodfellow et al. 2014 (arXiv:1406.2661, Eq. 1),
 
-$$\min_G \max_D \; \mathbb{E}_{x\sim p_\text{data}}[\log D(x)] + \mathbb{E}_{z\sim\mathcal{N}(0, I)}[\log(1 - D(G(z)))],$$
+$$\min_G \max_D \; \mathbb{E}_{x\sim p_\text{data}}[\log D(x)]
+  + \mathbb{E}_{z\sim\mathcal{N}(0, I)}[\log(1 - D(G(z)))],$$
 
 played by convolutional networks built to the "architecture guidelines for stable deep
 convolutional GANs" of Section 3:

@@ -156,7 +156,7 @@ def swd(x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, config: SWDConfig = 
     g = torch.Generator().manual_seed(seed)
     out = []
     with torch.no_grad():
-        for lx, ly in zip(laplacian_pyramid(x, levels), laplacian_pyramid(y, levels)):
+        for lx, ly in zip(laplacian_pyramid(x, levels), laplacian_pyramid(y, levels), strict=True):
             rows, cols = patch_positions(n, lx.shape[2], lx.shape[3], config, g)  # shared by both sets
             da = normalize(descriptors(lx, rows, cols, config.patch_size), c)  # (N * 128, C * 49)
             db = normalize(descriptors(ly, rows, cols, config.patch_size), c)
