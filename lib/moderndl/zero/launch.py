@@ -1,7 +1,8 @@
-"""Spawn N_d CPU ranks on gloo (127.0.0.1, a free port) and collect what each returns.
+r"""Spawn N_d CPU ranks on gloo (127.0.0.1, a free port) and collect what each returns.
 
 The partitioner of arXiv:1910.02054 needs real processes to be measured: every rank holds
-its own shards and talks to the others through torch.distributed collectives.
+its own shards, $1/N_d$ of each partitioned state, and talks to the others through
+torch.distributed collectives.
 ``spawn(fn, world_size, *args)`` runs ``fn(rank, world_size, *args)`` in ``world_size``
 processes (``torch.multiprocessing``, start method ``spawn``) and returns the list of their
 return values, in rank order.

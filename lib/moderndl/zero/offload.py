@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,6 +84,15 @@ def train(cfg: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None) -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
     x = torch.randn(cfg.batch_size, cfg.width, generator=g)  # (B, width)
     y = torch.randn(cfg.batch_size, cfg.width, generator=g)  # (B, width)
+    if not plain and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        # Under `accelerate launch` with the DeepSpeed config: build the shared accelerator state
+        # from the launcher's environment, then give DeepSpeed its micro-batch size, which it
+        # would otherwise read from a prepared DataLoader (fit's data is a step-indexed function).
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+
+        Accelerator(mixed_precision="bf16")
+        AcceleratorState().deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     torch.cuda.reset_peak_memory_stats()
     config = TrainConfig(steps=cfg.steps, log_every=1, mixed_precision="bf16",
                          desc="plain Adam" if plain else "ZeRO-Offload")
