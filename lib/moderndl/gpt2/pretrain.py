@@ -148,14 +148,21 @@ def base_checkpoint(cfg: BaseConfig | None = None, *, root: str | Path | None = 
     return final
 
 
-def scratch_copy(base_dir: str | Path, out_dir: str | Path, *, seed: int = 0) -> Path:
-    """A randomly initialised model with ``base_dir``'s architecture and tokenizer (the baseline)."""
-    from transformers import GPT2Config, GPT2TokenizerFast
+def scratch_copy(base: str | Path, out_dir: str | Path, *, seed: int = 0) -> Path:
+    """A randomly initialised model with ``base``'s architecture and tokenizer (the baseline).
 
-    hf_config = GPT2Config.from_pretrained(base_dir)
+    ``base`` is anything :mod:`moderndl.gpt2.hub` resolves: a folder, hub name or alias.
+    """
+    from transformers import GPT2Config
+
+    from moderndl.gpt2 import hub
+
+    hf_config = GPT2Config.from_pretrained(hub.resolve(base))
+    tokenizer = hub.load_tokenizer(base)
     set_seed(seed)
     model = GPT(GPTConfig.from_hf(hf_config))
     out = Path(out_dir)
-    to_hf(model, bos_token_id=hf_config.bos_token_id, eos_token_id=hf_config.eos_token_id).save_pretrained(out)
-    GPT2TokenizerFast.from_pretrained(base_dir).save_pretrained(out)
+    eos = tokenizer.eos_token_id
+    to_hf(model, bos_token_id=eos, eos_token_id=eos).save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return out
