@@ -88,7 +88,8 @@ class FlatGroup:
         self.padded = math.ceil(self.numel / parts) * parts  # zero padding makes the shards equal
         self.shard_numel = self.padded // parts
         self.lo, self.hi = index * self.shard_numel, (index + 1) * self.shard_numel
-        self.full = torch.zeros(self.padded, dtype=dtype)  # (padded,)
+        device = params[0].device  # CPU with gloo, CUDA with NCCL
+        self.full = torch.zeros(self.padded, dtype=dtype, device=device)  # (padded,)
         offset = 0
         for p, n in zip(params, self.sizes, strict=True):
             self.full[offset:offset + n].copy_(p.detach().reshape(-1))  # (n,)
@@ -105,7 +106,7 @@ class FlatGroup:
 
     def flat_grad(self) -> torch.Tensor:
         """Pack the parameters' gradients into a fresh padded bucket and drop them."""
-        bucket = torch.zeros(self.padded, dtype=self.full.dtype)  # (padded,)
+        bucket = torch.zeros_like(self.full)  # (padded,)
         offset = 0
         for p, n in zip(self.params, self.sizes, strict=True):
             bucket[offset:offset + n].copy_(p.grad.reshape(-1))  # (n,)
@@ -159,13 +160,13 @@ class ZeroDataParallel:
         self.optimizer = SUPPORTED_OPTIMIZERS[config.optimizer](self.masters, **hyper)
         for g in self.flats:
             if self.stage <= 1:
-                g.grad_full = torch.zeros(g.padded, dtype=config.param_dtype)  # (padded,)
+                g.grad_full = torch.zeros_like(g.full)  # (padded,)
                 offset = 0
                 for p, n in zip(g.params, g.sizes, strict=True):
                     p.grad = g.grad_full[offset:offset + n].view_as(p)  # autograd accumulates in place
                     offset += n
             else:
-                g.grad_shard = torch.zeros(g.shard_numel, dtype=config.param_dtype)  # (padded // N_d,)
+                g.grad_shard = torch.zeros_like(g.own(g.full))  # (padded // N_d,)
             if self.stage == 3:
                 g.shard = g.own(g.full).clone()  # (padded // N_d,)
                 g.release()
@@ -194,7 +195,7 @@ class ZeroDataParallel:
         if flat.pending:
             return
         bucket = flat.flat_grad()  # (padded,)
-        shard = torch.empty(flat.shard_numel, dtype=bucket.dtype)  # (padded // N_d,)
+        shard = bucket.new_empty(flat.shard_numel)  # (padded // N_d,)
         self.comm.reduce_scatter(shard, bucket)
         flat.grad_shard.add_(shard)
         if self.stage == 3:
@@ -208,7 +209,7 @@ class ZeroDataParallel:
                 self.comm.all_reduce(g.grad_full)
                 grad = g.grad_full  # (padded,)
             elif self.stage == 1:
-                grad = torch.empty(g.shard_numel, dtype=g.grad_full.dtype)  # (padded // N_d,)
+                grad = g.grad_full.new_empty(g.shard_numel)  # (padded // N_d,)
                 self.comm.reduce_scatter(grad, g.grad_full)
             else:
                 grad = g.grad_shard  # (padded // N_d,)
@@ -252,7 +253,7 @@ class ZeroDataParallel:
         for g in self.flats:
             flat = g.full
             if self.stage == 3:
-                flat = torch.empty(g.padded, dtype=g.shard.dtype)  # (padded,)
+                flat = g.shard.new_empty(g.padded)  # (padded,)
                 dist.all_gather_single(flat, g.shard, group=self.group)
             offset = 0
             for p, n in zip(g.params, g.sizes, strict=True):
