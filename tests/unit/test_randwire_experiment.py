@@ -133,3 +133,25 @@ def test_benchmark_runs_on_cpu_and_rejects_unknown_variants():
     assert out["eager_fp32"]["effective_mixed_precision"] == "no"
     with pytest.raises(ValueError, match=r"unknown benchmark variant\(s\) \['fp8'\]"):
         ex.benchmark(cfg, variants=("fp8",))
+
+
+def test_full_profile_switches_train_on_cpu():
+    """channels_last + augmentation + a bf16 request (CPU runs it in fp32) go through the same path."""
+    x = torch.randn(64, 3, 8, 8)
+    data = ex.Dataset("fake", x, torch.arange(64) % 10, x[:16], torch.arange(16) % 10, 10)
+    cfg = ex.TrainSettings(steps=3, batch_size=16, augment=True, channels_last=True, mixed_precision="bf16")
+    out = ex.train_one(ex.model_config(TINY, "BA", (2,), 0, data), data, cfg)
+    assert 0.0 <= out["accuracy"] <= 1.0 and len(out["history"]) == 3
+
+
+def test_accelerator_state_is_reset_when_the_precision_changes():
+    from accelerate.state import AcceleratorState
+
+    from moderndl import train
+
+    train.Loop(train.TrainConfig(steps=1, cpu=True), model=torch.nn.Linear(2, 2))
+    AcceleratorState._shared_state["_mixed_precision"] = "bf16"  # as a GPU bf16 loop would leave it
+    ex._fresh_accelerator("no", cpu=True)
+    assert not AcceleratorState._shared_state
+    train.Loop(train.TrainConfig(steps=1, cpu=True), model=torch.nn.Linear(2, 2))  # no ValueError
+    assert AcceleratorState._shared_state["_mixed_precision"] == "no"
