@@ -86,10 +86,12 @@ def test_generate_from_a_fresh_process(dataset, base, tmp_path):
 
 # -- bad input: each is a clear error, and nothing saved is lost ---------------------------------------
 
-@pytest.fixture
-def saved_run(dataset, base, tmp_path):
-    _ft(dataset, base, tmp_path, 1)
-    run = tmp_path / "r"
+@pytest.fixture(scope="module")
+def saved_run(dataset, base, tmp_path_factory):
+    """One saved run shared by the bad-input tests; each checks that its bytes are unchanged."""
+    where = tmp_path_factory.mktemp("saved")
+    _ft(dataset, base, where, 1)
+    run = where / "r"
     return run, {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
@@ -100,12 +102,13 @@ def _unchanged(saved_run):
 
 
 def test_missing_and_empty_dataset(saved_run, base, tmp_path):
+    ckpt = saved_run[0].parent
     with pytest.raises(FileNotFoundError, match="missing.txt"):
-        _ft(tmp_path / "missing.txt", base, tmp_path, 1)
+        _ft(tmp_path / "missing.txt", base, ckpt, 1)
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(ValueError, match="empty"):
-        _ft(empty, base, tmp_path, 1)
+        _ft(empty, base, ckpt, 1)
     _unchanged(saved_run)
 
 
@@ -113,20 +116,20 @@ def test_text_shorter_than_a_context_window(saved_run, base, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("Too short.")
     with pytest.raises(ValueError, match="fewer than one context window"):
-        _ft(short, base, tmp_path, 1)
+        _ft(short, base, saved_run[0].parent, 1)
     _unchanged(saved_run)
 
 
 @pytest.mark.parametrize("steps", [0, -1])
-def test_nonpositive_steps(saved_run, dataset, base, tmp_path, steps):
+def test_nonpositive_steps(saved_run, dataset, base, steps):
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
-        _ft(dataset, base, tmp_path, steps)
+        _ft(dataset, base, saved_run[0].parent, steps)
     _unchanged(saved_run)
 
 
-def test_unknown_model_alias(saved_run, dataset, tmp_path):
+def test_unknown_model_alias(saved_run, dataset):
     with pytest.raises(ValueError, match="unknown model alias model_name='117M'.*124M"):
-        _ft(dataset, "117M", tmp_path, 1, restore_from="fresh", run_name="other")
+        _ft(dataset, "117M", saved_run[0].parent, 1, restore_from="fresh", run_name="other")
     with pytest.raises(ValueError, match="unknown model_name='gtp2'"):
         hub.resolve("gtp2")
     assert hub.resolve("355M") == "gpt2-medium"
@@ -136,18 +139,19 @@ def test_unknown_model_alias(saved_run, dataset, tmp_path):
 @pytest.mark.parametrize("kwargs, match", [({"top_p": 0.0}, "top_p"), ({"top_p": 1.01}, "top_p"),
                                            ({"temperature": 0.0}, "temperature"),
                                            ({"temperature": -0.5}, "temperature")])
-def test_bad_generate_knobs(saved_run, tmp_path, kwargs, match):
+def test_bad_generate_knobs(saved_run, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        api.generate(run_name="r", checkpoint_dir=tmp_path, length=4, **kwargs)
+        api.generate(run_name="r", checkpoint_dir=saved_run[0].parent, length=4, **kwargs)
     _unchanged(saved_run)
 
 
 def test_fresh_on_an_existing_run_needs_overwrite(saved_run, dataset, base, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        _ft(dataset, base, tmp_path, 1, restore_from="fresh")
+        _ft(dataset, base, saved_run[0].parent, 1, restore_from="fresh")
     _unchanged(saved_run)
+    _ft(dataset, base, tmp_path, 2)  # a run of its own, replaced only when asked to
     again = _ft(dataset, base, tmp_path, 1, restore_from="fresh", overwrite=True)
-    assert again.step == 1  # started over, explicitly
+    assert again.step == 1 and [r["step"] for r in again.history] == [1]
 
 
 @pytest.mark.slow
