@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from moderndl.multitask import min_norm as MN
 from moderndl.multitask import weighting as W
 
 
@@ -68,7 +69,7 @@ def test_pcgrad_weighting_sets_shared_grads_to_the_projected_sum():
 ])
 def test_min_norm_two_vectors_closed_form(v1, v2, gamma):
     g = torch.tensor([v1, v2])
-    alpha = W.min_norm_weights(g)
+    alpha = MN.min_norm_weights(g)
     torch.testing.assert_close(alpha, torch.tensor([gamma, 1 - gamma]))
 
 
@@ -100,7 +101,7 @@ def _exact_min_norm(grads: np.ndarray):
 def test_frank_wolfe_matches_a_brute_force_qp_on_three_vectors(seed):
     g = torch.randn(3, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     k = 2000
-    alpha = W.frank_wolfe(g @ g.T, max_iter=k, tol=0.0)
+    alpha = MN.frank_wolfe(g @ g.T, max_iter=k, tol=0.0)
     ours = float(alpha @ (g @ g.T) @ alpha)
     ref, ref_alpha = _exact_min_norm(g.numpy())
     # Frank-Wolfe's primal gap after k steps is at most 2 C_f / (k + 2) (Jaggi 2013, Thm. 1), with
@@ -112,14 +113,14 @@ def test_frank_wolfe_matches_a_brute_force_qp_on_three_vectors(seed):
 
 
 def test_frank_wolfe_on_orthonormal_vectors_is_the_centroid():
-    alpha = W.frank_wolfe(torch.eye(3))
+    alpha = MN.frank_wolfe(torch.eye(3))
     torch.testing.assert_close(alpha, torch.full((3,), 1 / 3))
 
 
 def test_frank_wolfe_agrees_with_the_exact_two_task_solution():
     g = torch.tensor([[3.0, 1.0], [-1.0, 2.0]], dtype=torch.float64)
-    exact = W.min_norm_weights(g)
-    fw = W.frank_wolfe(g @ g.T, max_iter=5000)
+    exact = MN.min_norm_weights(g)
+    fw = MN.frank_wolfe(g @ g.T, max_iter=5000)
     torch.testing.assert_close(fw, exact, atol=1e-4, rtol=0)
 
 
