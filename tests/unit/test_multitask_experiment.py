@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from moderndl.data.multimnist import TASKS, MultiMNISTConfig, Task, compose, load_multimnist
+from moderndl.data.multimnist import TASKS, MultiMNISTConfig, Task, compose, load_digit_folder, load_multimnist
 from moderndl.multitask import experiment as E
 from moderndl.multitask.model import HardSharingConfig, HardSharingNet, evaluate, task_losses
 from moderndl.train import batches
@@ -69,6 +69,24 @@ def test_real_multimnist_shapes_and_labels():
     assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     assert set(t) == {task.name for task in TASKS}
     assert int(t["left"].max()) <= 9 and float(t["sum"].max()) <= 18
+
+
+def test_a_users_digit_folder(tmp_path):
+    from PIL import Image
+
+    for d in (3, 7):
+        (tmp_path / str(d)).mkdir()
+        for k in range(4):
+            Image.new("RGB", (16, 16), (30 * d, 30 * d, 30 * d)).save(tmp_path / str(d) / f"{k}.png")
+    x, y = load_digit_folder(tmp_path)
+    assert x.shape == (8, 1, 8, 8) and sorted(y.tolist()) == [3] * 4 + [7] * 4
+    torch.testing.assert_close(x[:, 0, 0, 0], (30 * y).float() / 255)  # grey level follows the folder
+    (xtr, t), _ = load_multimnist(MultiMNISTConfig(n_train=16, n_test=4), source=tmp_path)
+    assert set(t["left"].tolist()) <= {3, 7}
+    (tmp_path / "x").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "x" / "0.png")
+    with pytest.raises(ValueError, match=r"sub-folders must be named 0..9, found \['x'\]"):
+        load_digit_folder(tmp_path)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

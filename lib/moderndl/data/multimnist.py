@@ -21,10 +21,11 @@ test digit is ever seen in training, not even inside another pair.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from moderndl.data import digits
+from moderndl.data import digits, images
 
 
 @dataclass(frozen=True)
@@ -102,16 +103,36 @@ def compose(x: torch.Tensor, y: torch.Tensor, n: int, config: MultiMNISTConfig,
     return canvas, targets
 
 
+def load_digit_folder(folder: str | Path, *, invert: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A user's digits: ``folder/<0..9>/*.png`` as ``(N, 1, 8, 8)`` ink in [0, 1] and ``(N,)`` labels.
+
+    Images are resized to 8x8 and averaged to grey; ``invert`` for dark ink on a light page.
+    """
+    x, index, classes = images.load_folder(folder, 8, labelled=True)  # (N, 3, 8, 8) uint8, (N,)
+    bad = [c for c in classes if c not in {str(d) for d in range(10)}]
+    if bad:
+        raise ValueError(f"digit folder {folder}: sub-folders must be named 0..9, found {bad}")
+    grey = x.float().mean(dim=1, keepdim=True) / 255.0  # (N, 1, 8, 8)
+    labels = torch.tensor([int(c) for c in classes])[index]  # class index -> digit, (N,)
+    return (1.0 - grey if invert else grey), labels
+
+
 def load_multimnist(config: MultiMNISTConfig | None = None, seed: int = 0,
-                    source: tuple[torch.Tensor, torch.Tensor] | None = None):
+                    source: tuple[torch.Tensor, torch.Tensor] | str | Path | None = None):
     """Train and test MultiMNIST: ``((x_train, y_train), (x_test, y_test))``.
 
     ``source`` replaces scikit-learn's digits with any ``(N, 1, 8, 8)`` images in [0, 1]
-    and their ``(N,)`` labels 0..9 (a user's own digits, downscaled MNIST). The source
-    digits are split first, so test canvases only contain held-out digits.
+    and their ``(N,)`` labels 0..9 (downscaled MNIST), or with a folder of a user's own digit
+    images (see :func:`load_digit_folder`). The source digits are split first, so test
+    canvases only contain held-out digits.
     """
     config = config if config is not None else MultiMNISTConfig()
-    x, y = source if source is not None else digits.load_digits()
+    if source is None:
+        x, y = digits.load_digits()
+    elif isinstance(source, (str, Path)):
+        x, y = load_digit_folder(source)
+    else:
+        x, y = source
     if len(x) != len(y):
         raise ValueError(f"source images and labels differ in length: {len(x)} vs {len(y)}")
     if y.min() < 0 or y.max() > 9:
