@@ -43,6 +43,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max global grad norm, for ``fit``
     desc: str = "train"
     cpu: bool = False  # force CPU even when CUDA is present
+    progress: bool = True  # the tqdm bar (spawned worker ranks turn it off)
 
     def __post_init__(self):
         if not isinstance(self.steps, int) or self.steps <= 0:
@@ -61,10 +62,9 @@ class Loop:
     modules) is checkpointed as is. Access prepared objects as ``loop["model"]``.
     """
 
-    def __init__(self, config: TrainConfig, **state: Any):
+    def __init__(self, config: TrainConfig, *, accelerator: Accelerator | None = None, **state: Any):
         self.config = config
-        cpu = config.cpu or not torch.cuda.is_available()
-        self.accelerator = Accelerator(mixed_precision="no" if cpu else config.mixed_precision, cpu=cpu)
+        self.accelerator = accelerator if accelerator is not None else make_accelerator(config)
         self._raw = {k: v for k, v in state.items() if v is not None}
         self._prepared: dict[str, Any] = {}
         for name, obj in self._raw.items():
@@ -154,7 +154,7 @@ class Loop:
             return self.history
         pending: list[tuple[int, Mapping[str, Any]]] = []
         bar = tqdm(total=cfg.steps, initial=self.step, desc=cfg.desc, mininterval=2.0, file=sys.stderr,
-                   disable=not self.accelerator.is_local_main_process)
+                   disable=not (cfg.progress and self.accelerator.is_local_main_process))
         for t in range(self.step, cfg.steps):
             logs = step_fn(to_device(data(t), self.device), t)
             pending.append((t + 1, logs))
@@ -182,6 +182,24 @@ class Loop:
         if pending and len(self.history):
             bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"}, refresh=False)
         pending.clear()
+
+
+def make_accelerator(config: TrainConfig, **kwargs: Any) -> Accelerator:
+    """An ``Accelerator`` for ``config``: CPU runs use full precision, GPU runs ``mixed_precision``.
+
+    accelerate keeps its state in a per-process singleton that refuses a second precision;
+    outside a distributed launch it is reset, so one process (a notebook) can build loops
+    with different precisions, e.g. to benchmark fp32 against bf16. ``kwargs`` go to
+    ``Accelerator`` (a ``deepspeed_plugin``, say).
+    """
+    from accelerate.state import AcceleratorState, PartialState
+
+    cpu = config.cpu or not torch.cuda.is_available()
+    precision = "no" if cpu else config.mixed_precision
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", precision) != precision and not PartialState().use_distributed:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=precision, cpu=cpu, **kwargs)
 
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -88,3 +88,21 @@ def test_config_validation():
         train.TrainConfig(steps=0)
     with pytest.raises(ValueError, match="mixed_precision"):
         train.TrainConfig(steps=1, mixed_precision="fp8")
+
+
+def test_loops_of_different_precision_share_one_process(monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    train.make_accelerator(train.TrainConfig(steps=1))
+    AcceleratorState._shared_state["_mixed_precision"] = "bf16"  # as a GPU bf16 loop would leave it
+    acc = train.make_accelerator(train.TrainConfig(steps=1, mixed_precision="bf16"))  # on CPU: full precision
+    assert acc.mixed_precision == "no"
+
+
+def test_a_given_accelerator_is_used_and_progress_can_be_silenced(capsys):
+    acc = train.make_accelerator(train.TrainConfig(steps=1))
+    model, opt, _, data = _setup()
+    loop = train.Loop(train.TrainConfig(steps=2, progress=False), accelerator=acc, model=model, optimizer=opt)
+    assert loop.accelerator is acc
+    loop.run(lambda batch, t: {"x": 1.0}, data)
+    assert "it/s" not in capsys.readouterr().err
