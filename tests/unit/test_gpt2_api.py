@@ -59,7 +59,8 @@ def test_restore_latest_continues_the_loss_curve(dataset, base, tmp_path):
 
 
 def test_generate_options(dataset, base, tmp_path):
-    _ft(dataset, base, tmp_path, 1)
+    run = _ft(dataset, base, tmp_path, 1, sample_every=1, sample_length=4)
+    assert len(run.samples) == 1 and isinstance(run.samples[0], str)  # gpt-2-simple's periodic samples
     kw = dict(run_name="r", checkpoint_dir=tmp_path, length=8, seed=3)
     a = api.generate(**kw, prefix="The", nsamples=2, batch_size=2, top_k=5, top_p=0.9)
     assert len(a) == 2 and all(s.startswith("The") for s in a)
