@@ -226,6 +226,7 @@ def run_grid(settings: Iterable[tuple[str, Sequence[float]]], seeds: Sequence[in
         for seed in seeds:
             config = model_config(base, name, params, seed, data)
             rows.append(train_one(config, data, cfg, device=device, desc=f"{graphs.label(name, params)} s={seed}"))
+            log.info("%s seed %d: test accuracy %.4f", rows[-1]["generator"], seed, rows[-1]["accuracy"])
     return rows
 
 
