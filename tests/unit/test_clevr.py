@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from moderndl.data.clevr import FAMILIES, UNK, WorldConfig, boxes, encode, generate, object_masks, vocabularies
 
 SMALL = WorldConfig(image_size=32, colors=("red", "green", "blue"), shapes=("circle", "square"), max_objects=4,
@@ -90,7 +89,8 @@ def test_relate_chains_and_hops(data):
     relate = data.families == FAMILIES.index("relate")
     hops = data.hops[relate]
     assert set(hops.tolist()) == {1, 2, 3}
-    words = [len(re.findall(r"thing (?:left of|right of|closest to)", data.questions[q])) for q in torch.nonzero(relate).squeeze(1).tolist()]
+    chain = r"thing (?:left of|right of|closest to)"
+    words = [len(re.findall(chain, data.questions[q])) for q in torch.nonzero(relate).squeeze(1).tolist()]
     assert words == hops.tolist()
     assert (data.refs[relate].sum(1) == hops + 1).all()  # anchor + one object per hop, no repeats
 
@@ -160,3 +160,20 @@ def test_fifty_thousand_questions_in_under_a_minute():
     shares = [np.bincount(big.answers[big.families == f].numpy()).max() / (big.families == f).sum().item()
               for f in range(len(FAMILIES))]
     assert max(shares) <= 0.5
+
+
+def test_grid_world_one_object_per_cell_and_unambiguous_relations():
+    world = WorldConfig(image_size=32, colors=("red", "green", "blue"), shapes=("circle", "square"), max_objects=4,
+                        max_hops=2, max_count=2, cells=4, radii=(0.07, 0.12))
+    grid = generate(world, 600, seed=2)
+    present = grid.objects[..., 0] >= 0
+    centres = grid.objects[..., 3:5][present]  # (n, 2)
+    torch.testing.assert_close(centres % 8, torch.full_like(centres, 4.0))  # cell centres of 8-px cells
+    cells = (grid.objects[..., 3] // 8 * 4 + grid.objects[..., 4] // 8).masked_fill(~present, -1)  # (S, O)
+    for row in cells:
+        taken = row[row >= 0]
+        assert len(taken.unique()) == len(taken)
+    for q in range(len(grid)):  # ties are rejected, so the solver's nearest object is the generator's
+        assert solve(grid, q) == grid.answer_vocab[grid.answers[q]], grid.questions[q]
+    with pytest.raises(ValueError, match="cells"):
+        WorldConfig(image_size=32, cells=5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from moderndl.mac import ControlUnit, MACCell, MACConfig, MACNetwork, OptimConfig, ReadUnit, WriteUnit
 from moderndl.mac.attention import attention_on_references
 from moderndl.mac.baselines import CNNLSTM, QuestionLSTM
@@ -184,3 +183,18 @@ def test_throughput_benchmark_runs_on_cpu():
     images, tokens, lengths = batch(c)
     qps = questions_per_second(MACNetwork(c), (images, tokens, lengths, torch.zeros(4, dtype=torch.int64)), steps=2)
     assert qps > 0
+
+
+def test_patch_stem_with_1x1_projection_keeps_cells_local():
+    from moderndl.mac.network import Stem
+
+    c = cfg(stem="patch", patch=4, kb_kernel=1, coords=True)  # 16 px images -> 4 x 4 cells
+    stem = Stem(c).eval()
+    images, _, _ = batch(c)
+    changed = images.clone()
+    changed[:, :, 4:8, 8:12] = 0  # the patch at row 1, column 2
+    diff = (stem(changed) - stem(images)).abs().sum(-1)  # (B, 16)
+    assert c.grid == 4 and (diff[:, 1 * 4 + 2] > 0).all()
+    assert torch.count_nonzero(diff[:, [i for i in range(16) if i != 6]]) == 0
+    with pytest.raises(ValueError, match="stride"):
+        cfg(stem="patch", patch=5)

@@ -53,7 +53,8 @@ def score_attention(model, data: VQAData, tokens: torch.Tensor, lengths: torch.T
         idx = idx_all[start:start + batch_size]  # (b,)
         _, att = model(data.images[data.scene[idx]].to(device), tokens[idx].to(device), lengths[idx],
                        attention=True)
-        scores = attention_on_references(att["read"].float().cpu(), reference_coverage(data, idx, att["read"].shape[-1]))
+        coverage = reference_coverage(data, idx, att["read"].shape[-1])  # (b, g, g)
+        scores = attention_on_references(att["read"].float().cpu(), coverage)
         for k in sums:
             sums[k] += float(scores[k].sum())
     n = max(1, len(idx_all))

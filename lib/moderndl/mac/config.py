@@ -29,6 +29,7 @@ class MACConfig:
     stem_layers: int = 4  # stride-2 conv layers: 224 -> 14, the paper's 14 x 14 knowledge base
     stem: str = "conv"  # "conv": stride-2 layers; "patch": one conv with kernel = stride = patch (cells)
     patch: int = 8  # patch side in pixels for stem="patch"
+    kb_kernel: int = 3  # the paper's two d-channel convolutions are 3x3; 1 keeps each cell to its own patch
     coords: bool = False  # append (x, y) coordinate channels to the knowledge base (not in the paper)
     self_attention: bool = False  # Eq. w2; the paper's CLEVR model runs without it (Table 2 ablation)
     memory_gate: bool = False  # Eq. w3; helps in the low-data regime (Sec. 4.3)

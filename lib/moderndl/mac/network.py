@@ -83,15 +83,17 @@ class Stem(nn.Module):
         if cfg.stem == "patch":  # one feature vector per patch: (B, 3, H, W) -> (B, C, H / patch, W / patch)
             layers += [nn.Conv2d(3, cfg.stem_channels, cfg.patch, stride=cfg.patch), nn.ELU()]
             channels = cfg.stem_channels
-        for _ in range(cfg.stem_layers if cfg.stem == "conv" else 0):  # stands in for the frozen ResNet-101 (see module docstring)
+        # stride-2 layers stand in for the frozen ResNet-101 (see the module docstring)
+        for _ in range(cfg.stem_layers if cfg.stem == "conv" else 0):
             layers += [nn.Conv2d(channels, cfg.stem_channels, 3, stride=2, padding=1),
                        nn.BatchNorm2d(cfg.stem_channels), nn.ELU()]
             channels = cfg.stem_channels
         self.features = nn.Sequential(*layers)
         extra = 2 if cfg.coords else 0
-        # Sec. 3.1: "two CNN layers with d output channels" (3x3, ELU) on top of the image features
-        self.project = nn.Sequential(nn.Conv2d(channels + extra, cfg.d, 3, padding=1), nn.ELU(),
-                                     nn.Conv2d(cfg.d, cfg.d, 3, padding=1), nn.ELU())
+        # Sec. 3.1: two CNN layers with d output channels (3x3, ELU) on top of the image features
+        k = cfg.kb_kernel
+        self.project = nn.Sequential(nn.Conv2d(channels + extra, cfg.d, k, padding=k // 2), nn.ELU(),
+                                     nn.Conv2d(cfg.d, cfg.d, k, padding=k // 2), nn.ELU())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.features(check_images(images, self.cfg.image_size))  # (B, C, g, g)

@@ -65,7 +65,7 @@ def sampler(data: VQAData, tokens: torch.Tensor, lengths: torch.Tensor, *, batch
 
 def train(model: nn.Module, data: VQAData, tokens: torch.Tensor, lengths: torch.Tensor, opt: OptimConfig, *,
           seed: int, desc: str = "mac", checkpoint_dir=None, mixed_precision: str = "no",
-          compile: bool = False) -> tuple[list[dict], EMA]:
+          compile: bool = False, resume: bool = False) -> tuple[list[dict], EMA]:
     """Adam + clip + EMA for ``opt.steps`` steps; returns the history and the EMA (evaluate ``ema.model``)."""
     ema = EMA(model, opt.ema_decay)
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
@@ -73,7 +73,7 @@ def train(model: nn.Module, data: VQAData, tokens: torch.Tensor, lengths: torch.
                          checkpoint_dir=checkpoint_dir, mixed_precision=mixed_precision, compile=compile)
     history, loop = fit(model, optimizer, cross_entropy, sampler(data, tokens, lengths, batch_size=opt.batch_size,
                                                                  seed=seed),
-                        config, after_step=ema.update, ema=ema)
+                        config, after_step=ema.update, resume=resume, ema=ema)
     ema.model.to(loop.device)
     return history, ema
 
