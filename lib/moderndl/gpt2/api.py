@@ -162,20 +162,15 @@ def finetune(
     Every argument is checked before anything on disk is touched.
     """
     # -- validate everything first: a bad call must not touch an existing run ------------------
-    _check_positive_int("steps", steps)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("accumulate_gradients", accumulate_gradients)
-    for name, value in (("sample_every", sample_every), ("save_every", save_every), ("print_every", print_every),
-                        ("max_checkpoints", max_checkpoints), ("sample_num", sample_num),
-                        ("sample_length", sample_length)):
-        _check_positive_int(name, value, minimum=0)
-    if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-    if restore_from not in RESTORE:
-        raise ValueError(f"restore_from must be one of {RESTORE}, got {restore_from!r}")
+    _check_finetune_args(steps=steps, batch_size=batch_size, accumulate_gradients=accumulate_gradients,
+                         sample_every=sample_every, save_every=save_every, print_every=print_every,
+                         max_checkpoints=max_checkpoints, sample_num=sample_num, sample_length=sample_length,
+                         learning_rate=learning_rate, restore_from=restore_from)
     backend = _pick_backend(backend)
     cuda = _cuda(cpu)
     precision = ("bf16" if cuda else "no") if mixed_precision == "auto" else mixed_precision
+    if precision not in train.MIXED_PRECISION:
+        raise ValueError(f"mixed_precision must be 'auto' or one of {train.MIXED_PRECISION}, got {mixed_precision!r}")
     do_compile = cuda if compile == "auto" else bool(compile)
     run_dir = _run_dir(checkpoint_dir, run_name)
     loop_ckpt = run_dir / LOOP_CHECKPOINT
@@ -188,9 +183,7 @@ def finetune(
     source = run_dir if resume else model_name
     tokenizer = hub.load_tokenizer(source)
     tokens = _tokens(dataset, tokenizer)  # (N,)
-    from transformers import GPT2Config
-
-    n_positions = GPT2Config.from_pretrained(hub.resolve(source)).n_positions
+    n_positions = _context_length(source)
     block_size = min(n_positions, 1024) if block_size is None else block_size
     _check_positive_int("block_size", block_size)
     if block_size > n_positions:
@@ -211,31 +204,12 @@ def finetune(
                                checkpoint_every=save_every, mixed_precision=precision, compile=do_compile,
                                desc=f"finetune {run_name}", cpu=cpu)
     loop = train.Loop(config, model=model, optimizer=optimizer)
-    prepared, opt = loop["model"], loop["optimizer"]
     samples: list[str] = []
     sampler = lm.random_windows(tokens, block_size, batch_size, seed, micro_batches=accumulate_gradients)
-
-    def step(batch: torch.Tensor, t: int) -> dict[str, torch.Tensor]:
-        prepared.train()
-        opt.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=batch.device)
-        for micro in batch:  # (B, T + 1) each; gradient accumulation over M micro-batches
-            with loop.autocast():
-                loss = lm.lm_loss(prepared, micro) / accumulate_gradients
-            loop.backward(loss)
-            total += loss.detach()
-        opt.step()
-        done = t + 1
-        if print_every and done % print_every == 0:
-            log.info("[%d] loss=%.4f", done, float(total))
-        if sample_every and done % sample_every == 0 and sample_num:
-            texts = _sample_texts(model, tokenizer, sample_num, sample_length, seed=seed + done)
-            samples.extend(texts)
-            log.info("[%d] sample: %s", done, texts[0][:200])
-        if save_every and done % save_every == 0:
-            _snapshot(model, tokenizer, run_dir, done, max_checkpoints)
-        return {"loss": total}
-
+    periodic = _periodic(model, tokenizer, run_dir, samples, print_every=print_every, sample_every=sample_every,
+                         sample_num=sample_num, sample_length=sample_length, save_every=save_every,
+                         max_checkpoints=max_checkpoints, seed=seed)
+    step = _accumulating_step(loop, accumulate_gradients, periodic)
     history = loop.run(step, sampler, resume=resume)
     if not (save_every and loop.step % save_every == 0):
         _snapshot(model, tokenizer, run_dir, loop.step, max_checkpoints)
@@ -246,6 +220,57 @@ def finetune(
     return FinetuneResult(run_dir=run_dir, step=loop.step, history=list(history), backend=backend, samples=samples)
 
 
+def _check_finetune_args(*, steps: int, batch_size: int, accumulate_gradients: int, learning_rate: float,
+                         restore_from: str, **counts: int) -> None:
+    """The scalar arguments of :func:`finetune`; ``counts`` are the ``*_every``/``sample_*`` knobs (0 = off)."""
+    _check_positive_int("steps", steps)
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("accumulate_gradients", accumulate_gradients)
+    for name, value in counts.items():
+        _check_positive_int(name, value, minimum=0)
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if restore_from not in RESTORE:
+        raise ValueError(f"restore_from must be one of {RESTORE}, got {restore_from!r}")
+
+
+def _accumulating_step(loop: train.Loop, micro_batches: int, periodic: Any):
+    """One optimizer step over ``micro_batches`` micro-batches (the equation in the module docstring)."""
+    prepared, opt = loop["model"], loop["optimizer"]
+
+    def step(batch: torch.Tensor, t: int) -> dict[str, torch.Tensor]:  # batch: (M, B, T + 1)
+        prepared.train()
+        opt.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=batch.device)
+        for micro in batch:  # (B, T + 1)
+            with loop.autocast():
+                loss = lm.lm_loss(prepared, micro) / micro_batches
+            loop.backward(loss)
+            total += loss.detach()
+        opt.step()
+        periodic(t + 1, total)
+        return {"loss": total}
+
+    return step
+
+
+def _periodic(model: Any, tokenizer: Any, run_dir: Path, samples: list[str], *, print_every: int, sample_every: int,
+              sample_num: int, sample_length: int, save_every: int, max_checkpoints: int, seed: int):
+    """gpt-2-simple's every-N-steps actions after step ``done``: print, sample, save."""
+
+    def after(done: int, loss: torch.Tensor) -> None:
+        if print_every and done % print_every == 0:
+            log.info("[%d] loss=%.4f", done, float(loss))
+        if sample_every and sample_num and done % sample_every == 0:
+            texts = _sample_texts(model, tokenizer, sample_num, sample_length, seed=seed + done)
+            samples.extend(texts)
+            log.info("[%d] sample: %s", done, texts[0][:200])
+        if save_every and done % save_every == 0:
+            _snapshot(model, tokenizer, run_dir, done, max_checkpoints)
+
+    return after
+
+
 def _sample_texts(model: Any, tokenizer: Any, n: int, length: int, *, seed: int) -> list[str]:
     """``n`` unconditional samples of ``length`` tokens (gpt-2-simple's periodic samples)."""
     device = next(model.parameters()).device
@@ -254,6 +279,13 @@ def _sample_texts(model: Any, tokenizer: Any, n: int, length: int, *, seed: int)
     out = sampling.sample(model, start, length, temperature=1.0, top_k=40, generator=g,
                           n_positions=_n_positions(model))  # (n, 1 + length)
     return [tokenizer.decode(row[1:].tolist()) for row in out]
+
+
+def _context_length(source: str | Path) -> int:
+    """``n_positions`` from the checkpoint's config, without loading its weights."""
+    from transformers import GPT2Config
+
+    return GPT2Config.from_pretrained(hub.resolve(source)).n_positions
 
 
 def _n_positions(model: Any) -> int:
