@@ -136,7 +136,7 @@ def test_rendered_pixels_and_masks_agree_with_objects(data):
 
 def test_unknown_word_raises_or_maps_to_unk():
     vocab = ("<pad>", UNK, "is", "there", "a", "red", "circle", "?")
-    with pytest.raises(KeyError, match="question token 'blorp'"):
+    with pytest.raises(ValueError, match="question token 'blorp'"):
         encode(["is there a blorp ?"], vocab)
     tokens, lengths = encode(["is there a blorp ?"], vocab, unknown="unk")
     assert tokens[0].tolist() == [2, 3, 4, 1, 7] and lengths.tolist() == [5]

@@ -129,7 +129,7 @@ def encode(questions, word_vocab, *, unknown: str = "error") -> tuple[torch.Tens
         for word in tokenize(text):
             if word not in index:
                 if unknown == "error":
-                    raise KeyError(f"question token {word!r} (question {q}: {text!r}) is not in the vocabulary "
+                    raise ValueError(f"question token {word!r} (question {q}: {text!r}) is not in the vocabulary "
                                    f"of {len(word_vocab)} words; pass unknown='unk' to map it to {UNK}")
                 word = UNK
             ids.append(index[word])

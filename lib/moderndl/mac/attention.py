@@ -67,7 +67,7 @@ def score_attention(model, data: VQAData, tokens: torch.Tensor, lengths: torch.T
 
 def plot_reasoning(image: torch.Tensor, question: str, control: torch.Tensor, read: torch.Tensor,
                    title: str = ""):
-    """Fig. 5 of the paper for one question: read attention over the image per step (top) and
+    """Fig. 5 of the paper for one question: the image dimmed where the read attention is low, per step (top), and
     control attention over the words per step (bottom). ``control``: (p, S); ``read``: (p, g, g)."""
     import matplotlib.pyplot as plt
 
@@ -79,9 +79,9 @@ def plot_reasoning(image: torch.Tensor, question: str, control: torch.Tensor, re
     size = img.shape[0]
     for i in range(p):
         ax = fig.add_subplot(grid[0, i])
-        ax.imshow(img)
         heat = F.interpolate(read[i][None, None].float(), size=(size, size), mode="nearest")[0, 0]  # (H, W)
-        ax.imshow(heat.numpy(), cmap="magma", alpha=0.6, vmin=0.0)
+        weight = (0.15 + 0.85 * heat / heat.max()).numpy()[..., None]  # (H, W, 1): unattended regions fade
+        ax.imshow((img * weight).astype("uint8"))
         ax.set_title(f"step {i + 1}", fontsize=8)
         ax.axis("off")
     ax = fig.add_subplot(grid[1, :])
