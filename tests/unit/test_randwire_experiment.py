@@ -142,16 +142,3 @@ def test_full_profile_switches_train_on_cpu():
     cfg = ex.TrainSettings(steps=3, batch_size=16, augment=True, channels_last=True, mixed_precision="bf16")
     out = ex.train_one(ex.model_config(TINY, "BA", (2,), 0, data), data, cfg)
     assert 0.0 <= out["accuracy"] <= 1.0 and len(out["history"]) == 3
-
-
-def test_accelerator_state_is_reset_when_the_precision_changes():
-    from accelerate.state import AcceleratorState
-
-    from moderndl import train
-
-    train.Loop(train.TrainConfig(steps=1, cpu=True), model=torch.nn.Linear(2, 2))
-    AcceleratorState._shared_state["_mixed_precision"] = "bf16"  # as a GPU bf16 loop would leave it
-    ex._fresh_accelerator("no", cpu=True)
-    assert not AcceleratorState._shared_state
-    train.Loop(train.TrainConfig(steps=1, cpu=True), model=torch.nn.Linear(2, 2))  # no ValueError
-    assert AcceleratorState._shared_state["_mixed_precision"] == "no"

@@ -187,7 +187,6 @@ def train_one(config: RandWireConfig, data: Dataset, cfg: TrainSettings, *, devi
         return loss, {"acc": (logits.argmax(-1) == y).float().mean()}
 
     cpu = torch.device(device).type == "cpu"
-    _fresh_accelerator(cfg.mixed_precision, cpu)
     tc = train.TrainConfig(steps=cfg.steps, log_every=cfg.log_every, mixed_precision=cfg.mixed_precision,
                            compile=cfg.compile, desc=desc, cpu=cpu)
     history, loop = train.fit(model, opt, loss_fn, batch, tc, scheduler=sched)
@@ -274,7 +273,6 @@ def benchmark(config: RandWireConfig | None = None, *, batch_size: int = 128, im
         if opts["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-5)
-        _fresh_accelerator(opts["mixed_precision"], device.type == "cpu")
         loop = train.Loop(train.TrainConfig(steps=1, mixed_precision=opts["mixed_precision"], compile=opts["compile"],
                                             cpu=device.type == "cpu"), model=model, optimizer=opt)
         prepared, popt = loop["model"], loop["optimizer"]
@@ -297,17 +295,3 @@ def benchmark(config: RandWireConfig | None = None, *, batch_size: int = 128, im
         out["speedup"] = out[variants[-1]]["images_per_s"] / out[variants[0]]["images_per_s"]
     return out
 
-
-def _fresh_accelerator(mixed_precision: str, cpu: bool) -> None:
-    """Let one process build loops with different precisions (accelerate's state is a singleton).
-
-    ``AcceleratorState`` refuses a second ``mixed_precision`` in the same process; outside a
-    distributed launch we clear it so the next ``Loop`` starts fresh. ``Loop`` runs CPU loops
-    without mixed precision, so that is the precision compared. (A candidate for the core.)
-    """
-    from accelerate.state import AcceleratorState, PartialState
-
-    effective = "no" if cpu or not torch.cuda.is_available() else mixed_precision
-    state = AcceleratorState._shared_state
-    if state and state.get("_mixed_precision", effective) != effective and not PartialState().use_distributed:
-        AcceleratorState._reset_state()
