@@ -65,4 +65,4 @@ def min_norm_weights(grads: torch.Tensor, max_iter: int = 250) -> torch.Tensor:
     if T == 2:
         gamma = min_norm_2(float(gram[0, 0]), float(gram[0, 1]), float(gram[1, 1]))
         return torch.tensor([gamma, 1.0 - gamma], dtype=grads.dtype)
-    return frank_wolfe(gram, max_iter=max_iter)
+    return frank_wolfe(gram, max_iter=max_iter).to(grads.dtype)

@@ -324,10 +324,11 @@ class MGDAUB(Weighting):
         self._check(losses)
         if representation is None:
             raise ValueError("mgda: no shared representation given; pass representation=z, the trunk's output")
-        grads = task_gradients(losses, [representation]).detach()  # (T, B*D)
+        grads = task_gradients(losses, [representation]).detach().float()  # (T, B*D); fp32 under bf16 autocast
         scale = self._normalizers(grads, losses.detach()).clamp_min(1e-12)  # (T,)
         # as in the official code, the min-norm weights of the normalised gradients are used as is
-        alpha = min_norm_weights(grads / scale[:, None], self.config.max_iter)  # (T,)
+        alpha = min_norm_weights(grads / scale[:, None], self.config.max_iter)  # (T,), on the CPU
+        alpha = alpha.to(device=losses.device, dtype=losses.dtype)
         backward((alpha.detach() * losses).sum())
         return Update(weights=alpha.detach(), grads=grads)
 
