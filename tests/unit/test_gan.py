@@ -2,12 +2,13 @@
 
 import pytest
 import torch
+from torch import nn
+
 from moderndl.data import art
 from moderndl.gan import cyclegan, dcgan, losses
 from moderndl.gan.pool import ImagePool
 from moderndl.measure import count_parameters
 from moderndl.train import TrainConfig
-from torch import nn
 
 
 @pytest.fixture(autouse=True)
@@ -240,3 +241,16 @@ def test_benchmark_runs_on_cpu():
     assert all(r["it_s"] > 0 and r["device"].startswith("cpu") for r in rows)
     with pytest.raises(ValueError, match="unknown benchmark variant"):
         bench.benchmark(variants=("fp8",))
+
+
+def test_dcgan_snapshots_and_sampling_leave_g_untouched(tmp_path):
+    cfg = dcgan.DCGANConfig(image_size=16, ngf=4, ndf=4)
+    z = dcgan.noise(8, cfg.nz, seed=1)
+    _, loop, snaps = dcgan.train(art.generate(16, 16, seed=0), cfg, TrainConfig(steps=3, log_every=1, cpu=True),
+                                 batch_size=4, snapshot_steps=(0, 3), snapshot_z=z)
+    assert sorted(snaps) == [0, 3] and snaps[3].shape == (8, 3, 16, 16)
+    G = loop["generator"]
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    again = dcgan.sample(G, z)
+    assert torch.allclose(again, snaps[3]) and all(torch.equal(before[k], v) for k, v in G.state_dict().items())
+    assert not torch.allclose(snaps[0], snaps[3])  # three steps moved G
