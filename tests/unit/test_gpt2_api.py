@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+
 from moderndl.data import text
 from moderndl.gpt2 import api, hub, pretrain
 
@@ -162,3 +163,13 @@ def test_offline_without_cache_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode != 0
     assert "not in the local Hugging Face cache" in out.stderr and "local folder" in out.stderr
+
+
+def test_token_ids_as_dataset_and_a_folder_without_a_checkpoint(dataset, base, tmp_path):
+    ids = hub.load_tokenizer(base)(dataset.read_text())["input_ids"]
+    from_ids = _ft(torch.tensor(ids), base, tmp_path / "ids", 2)
+    from_file = _ft(dataset, base, tmp_path / "file", 2)
+    assert from_ids.losses == from_file.losses  # a file is encoded whole, exactly like this
+    (tmp_path / "empty_model").mkdir()
+    with pytest.raises(OSError, match="holds no tokenizer"):
+        _ft(dataset, tmp_path / "empty_model", tmp_path / "x", 1)

@@ -1,6 +1,7 @@
 """The MFU formula against torch's FLOP counter, and a toy-sized run of the comparison."""
 
 import torch
+
 from moderndl.gpt2 import bench
 from moderndl.gpt2.model import GPT, GPTConfig
 from moderndl.measure import count_flops

@@ -1,6 +1,7 @@
 """The text corpora: sizes, the split, and the errors for a user's file."""
 
 import pytest
+
 from moderndl.data import text
 
 

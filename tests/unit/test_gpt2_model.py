@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
 from moderndl.gpt2 import lm, sampling
 from moderndl.gpt2.model import GPT, GPTConfig, from_hf, hf_state_dict, to_hf
-from transformers import GPT2Config, GPT2LMHeadModel
 
 SMALL = dict(vocab_size=300, n_positions=48, n_embd=64, n_layer=3, n_head=4, bos_token_id=299, eos_token_id=299)
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from moderndl.gpt2 import sampling
 
 

@@ -70,8 +70,11 @@ def load_tokenizer(model_name: str | Path):
 
     target = resolve(model_name)
     try:
-        return GPT2TokenizerFast.from_pretrained(target)
+        tokenizer = GPT2TokenizerFast.from_pretrained(target)
     except OSError as err:
         if Path(target).is_dir():
             raise OSError(f"model_name={str(model_name)!r} is a folder but holds no tokenizer: {err}") from err
         raise _offline_error(target, err) from err
+    if tokenizer.vocab_size == 0:  # transformers 5 returns an empty tokenizer for a folder without tokenizer files
+        raise OSError(f"model_name={str(model_name)!r} is a folder but holds no tokenizer (tokenizer.json)")
+    return tokenizer
