@@ -148,6 +148,8 @@ def _execute(path: Path, executed: Path, sidecar: Path, params: Mapping[str, Any
 
     ensure_kernel()
     env = {"MODERNDL_METRICS": str(sidecar), "MODERNDL_ROOT": str(paths.root()), "PYTHONHASHSEED": "0"}
+    if not _cuda_available() and "DS_ACCELERATOR" not in os.environ:
+        env["DS_ACCELERATOR"] = "cpu"  # else DeepSpeed, probed by accelerate, warns into every page
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -186,6 +188,12 @@ def _bare_sidecar(name: str, profile: str) -> dict[str, Any]:
     return {"notebook": name, "profile": profile, "device": ledger.device_name(), "torch": _torch_version(),
             "commit": ledger.git_commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
             "wall_s": 0.0, "metrics": {}, "claims": []}
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _torch_version() -> str:
