@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+
 from moderndl.data.clevr import FAMILIES, UNK, WorldConfig, boxes, encode, generate, object_masks, vocabularies
 
 SMALL = WorldConfig(image_size=32, colors=("red", "green", "blue"), shapes=("circle", "square"), max_objects=4,

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from moderndl.data.clevr_folder import family_of, load_clevr
 from moderndl.mac import MACConfig, MACNetwork
-from PIL import Image
 
 QUESTIONS = [
     ("Is there a big brown object of the same shape as the green thing?", "yes", 0,

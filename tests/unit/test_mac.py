@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from moderndl.mac import ControlUnit, MACCell, MACConfig, MACNetwork, OptimConfig, ReadUnit, WriteUnit
 from moderndl.mac.attention import attention_on_references
 from moderndl.mac.baselines import CNNLSTM, QuestionLSTM

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+
 from moderndl.data.clevr import WorldConfig, generate
 from moderndl.mac import MACConfig, MACNetwork, OptimConfig
 from moderndl.mac.training import accuracy_by_family, majority_by_family, predict, train
@@ -53,3 +54,18 @@ def test_accuracy_by_family_against_a_hand_count():
     majority = majority_by_family(data, data)
     assert set(majority) == set(WORLD.families) and all(v <= 0.5 for v in majority.values())
     assert predict(MACNetwork(cfg), data, tokens, lengths, batch_size=40).shape == (len(data),)
+
+
+def test_accuracy_monitor_records_the_curve_and_first_crossing():
+    from moderndl.mac.training import EMA, AccuracyMonitor
+
+    data, tokens, lengths, cfg = setup()
+    ema = EMA(MACNetwork(cfg), decay=0.5)
+    chance = AccuracyMonitor(data, every=2, target=0.0)
+    never = AccuracyMonitor(data, every=2, target=1.01)
+    for step in range(5):
+        chance(ema, step)
+        never(ema, step)
+    assert [c[0] for c in chance.curve] == [2, 4] and chance.reached[0] == 2 and never.reached is None
+    acc = float((predict(ema.model, data, tokens, lengths) == data.answers).float().mean())
+    assert abs(chance.curve[0][2] - acc) < 1e-6

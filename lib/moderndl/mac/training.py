@@ -63,17 +63,50 @@ def sampler(data: VQAData, tokens: torch.Tensor, lengths: torch.Tensor, *, batch
     return data_at
 
 
+class AccuracyMonitor:
+    """Every ``every`` steps, the EMA model's accuracy on ``val``; notes when it first reaches ``target``.
+
+    Gives the benchmark "time to 98% accuracy": ``reached`` is ``(step, seconds)`` or ``None``.
+    """
+
+    def __init__(self, val: VQAData, every: int, target: float = 0.98, device="cpu"):
+        self.val, self.every, self.target, self.device = val, every, target, device
+        self.tokens, self.lengths = val.encode()
+        self.curve: list[tuple[int, float, float]] = []  # (step, seconds, accuracy)
+        self.reached: tuple[int, float] | None = None
+        self.start = time.perf_counter()
+
+    def __call__(self, ema: EMA, step: int) -> None:
+        if self.every <= 0 or (step + 1) % self.every:
+            return
+        seconds = time.perf_counter() - self.start
+        acc = float((predict(ema.model, self.val, self.tokens, self.lengths, device=self.device)
+                     == self.val.answers).float().mean())
+        self.curve.append((step + 1, seconds, acc))
+        if self.reached is None and acc >= self.target:
+            self.reached = (step + 1, seconds)
+
+
 def train(model: nn.Module, data: VQAData, tokens: torch.Tensor, lengths: torch.Tensor, opt: OptimConfig, *,
           seed: int, desc: str = "mac", checkpoint_dir=None, mixed_precision: str = "no",
-          compile: bool = False, resume: bool = False) -> tuple[list[dict], EMA]:
+          compile: bool = False, resume: bool = False,
+          monitor: AccuracyMonitor | None = None) -> tuple[list[dict], EMA]:
     """Adam + clip + EMA for ``opt.steps`` steps; returns the history and the EMA (evaluate ``ema.model``)."""
+    if torch.cuda.is_available():
+        model.to("cuda")  # the loop's device, so that the EMA copy lives beside the weights it averages
     ema = EMA(model, opt.ema_decay)
+
+    def after_step(model: nn.Module, step: int) -> None:
+        ema.update(model)
+        if monitor is not None:
+            monitor(ema, step)
+
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
     config = TrainConfig(steps=opt.steps, log_every=10, grad_clip=opt.grad_clip, desc=desc,
                          checkpoint_dir=checkpoint_dir, mixed_precision=mixed_precision, compile=compile)
     history, loop = fit(model, optimizer, cross_entropy, sampler(data, tokens, lengths, batch_size=opt.batch_size,
                                                                  seed=seed),
-                        config, after_step=ema.update, resume=resume, ema=ema)
+                        config, after_step=after_step, resume=resume, ema=ema)
     ema.model.to(loop.device)
     return history, ema
 
