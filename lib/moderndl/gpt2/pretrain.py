@@ -8,7 +8,7 @@ Eq. 1, $\\min_\\theta -\\sum_t \\log p_\\theta(x_t \\mid x_{<t})$):
    ``pydoc_data.topics``;
 2. a small ``GPT2Config`` pretrained briefly on the same text through ``moderndl.train``;
 3. ``save_pretrained`` of both into ``_build/artifacts/gpt2_base/<key>/``, where ``key`` hashes
-   the :class:`BaseConfig`, so the checkpoint is built once per machine and config.
+   the :class:`BaseConfig` and the corpus, so the checkpoint is built once per machine and config.
 
 The result is an ordinary Hugging Face folder: ``from_pretrained`` loads it like ``"gpt2"``.
 """
@@ -53,7 +53,9 @@ class BaseConfig:
     format: int = 1  # bump when the build recipe changes
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        """Hash of the fields and of the corpus (``pydoc_data`` differs between CPython versions)."""
+        blob = json.dumps({**asdict(self), "corpus": text_data.fingerprint(text_data.pydoc_topics())},
+                          sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def model_config(self) -> GPTConfig:
@@ -131,11 +133,12 @@ def base_checkpoint(cfg: BaseConfig | None = None, *, root: str | Path | None = 
     """The cached base checkpoint folder for ``cfg``; built on first use (atomic rename)."""
     cfg = cfg or BaseConfig()
     root = Path(root) if root is not None else paths.artifacts("gpt2_base")
-    final = root / cfg.key()
+    key = cfg.key()
+    final = root / key
     if (final / "pretrain.json").is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.key()}-{os.getpid()}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-{os.getpid()}-", dir=root))
     try:
         build(cfg, tmp)
         try:
