@@ -10,7 +10,7 @@ Each family follows a CLEVR program shape (Johnson et al. 2017, arXiv:1612.06890
   "what shape is the thing left of the thing closest to the blue circle ?"
 
 Balance (CLEVR Sec. 3, rejection sampling): within each family $f$ the answers cycle through
-a fixed target list, so $\max_a \hat P(a \mid f) \le \tfrac12$ for yes/no families and less for
+a fixed target list, so $\\max_a \\hat P(a \\mid f) \\le \\tfrac12$ for yes/no families and less for
 the others. A filter names at most the attributes it needs; a referring expression ("the blue circle")
 names a random subset of attributes that picks out exactly one object, never the queried one.
 """
