@@ -20,7 +20,7 @@ venv: $(STAMP)
 # isolated build would pull a different torch.
 $(STAMP): requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip "setuptools>=68" wheel
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77" wheel
 	$(PY) -m pip install --quiet "$$(grep -E '^torch==' requirements.txt)"
 	$(PY) -m pip install --quiet --no-build-isolation -r requirements.txt
 	$(PY) -m ipykernel install --sys-prefix --name moderndl --display-name "Python (moderndl)" >/dev/null

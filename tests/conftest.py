@@ -18,3 +18,14 @@ def book_root(tmp_path, monkeypatch):
     monkeypatch.setenv("MODERNDL_ROOT", str(tmp_path))
     monkeypatch.delenv("MODERNDL_METRICS", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: tiny convolutions on a 2-core machine run faster without thread sync."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -101,7 +101,16 @@ def _cell(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, list):
         return ", ".join(_cell(v) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} = {_cell(v)}" for k, v in value.items())
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _result(c: Mapping[str, Any] | None) -> str:
+    """A measured value with its verdict: ``0.95 ✓`` or ``0.5 ✗``."""
+    if not c:
+        return "–"
+    return f"{_cell(c['ours'])} {'✓' if c['holds'] else '✗'}"
 
 
 def _provenance(data: Mapping[str, Any]) -> str:
@@ -109,8 +118,22 @@ def _provenance(data: Mapping[str, Any]) -> str:
             f"commit `{data['commit']}`, {data['date']}, torch {data['torch']}")
 
 
+def _title(name: str) -> str:
+    """The chapter's H1 title, read from its notebook; the name if it has none."""
+    path = paths.root() / "notebooks" / f"{name}.ipynb"
+    if path.is_file():
+        for cell in json.loads(path.read_text())["cells"]:
+            for line in "".join(cell["source"]).splitlines() if cell["cell_type"] == "markdown" else ():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return name
+
+
 def claims_markdown(names: list[str]) -> str:
-    """One table per chapter: this build's claims beside the committed full-profile record."""
+    """One table per chapter: this build's claims beside the committed full-profile record.
+
+    A result reads ``ours ✓`` when the claim holds and ``ours ✗`` when it does not.
+    """
     build = _load_all(paths.build() / "metrics")
     full = _load_all(paths.root() / "results" / "full")
     out = []
@@ -119,7 +142,8 @@ def claims_markdown(names: list[str]) -> str:
     held = sum(c["holds"] for n in names if n in build for c in build[n]["claims"])
     total = sum(len(build[n]["claims"]) for n in names if n in build)
     if names:
-        out.append(f"This build checks **{total}** claims; **{held}** hold.\n")
+        out.append(f"This build checks **{total}** claims; **{held}** hold. A result reads *ours ✓* when "
+                   "the claim holds and *ours ✗* when it does not.\n")
     if not full:
         out.append(":::{note}\nNo full-profile (GPU) record is committed yet under `results/full/`. "
                    "Until one is, the column for the full profile is empty. See "
@@ -127,21 +151,21 @@ def claims_markdown(names: list[str]) -> str:
     for name in names:
         this = build.get(name)
         record = full.get(name)
-        out.append(f"## {{doc}}`../notebooks/{name}`\n")
+        out.append(f"## {_title(name)}\n")
+        out.append(f"Chapter: {{doc}}`../notebooks/{name}`\n")
         if this is None:
             out.append(f"No sidecar for `{name}` in this build.\n")
             continue
         out.append(f"- This build: {_provenance(this)}")
         out.append(f"- Full record: {_provenance(record)}" if record else "- Full record: none committed")
         out.append("")
-        rows = ["| claim | paper | ours (this build) | tolerance | asserted at | holds | ours (full) | holds (full) |",
-                "|---|---|---|---|---|---|---|---|"]
+        rows = ["| claim | paper | tolerance | asserted at | this build | full record |",
+                "|---|---|---|---|---|---|"]
         full_claims = {c["id"]: c for c in (record or {}).get("claims", [])}
         for c in this["claims"]:
-            f = full_claims.get(c["id"], {})
             statement = _cell(c["statement"]) + (f" *({_cell(c['note'])})*" if c.get("note") else "")
-            rows.append(f"| {statement} | {_cell(c['paper_value'])} | {_cell(c['ours'])} | {_cell(c['tolerance'])} "
-                        f"| {c['scope']} | {_cell(c['holds'])} | {_cell(f.get('ours'))} | {_cell(f.get('holds'))} |")
+            rows.append(f"| {statement} | {_cell(c['paper_value'])} | {_cell(c['tolerance'])} | {c['scope']} "
+                        f"| {_result(c)} | {_result(full_claims.get(c['id']))} |")
         out.extend(rows)
         out.append("")
     return "\n".join(out)

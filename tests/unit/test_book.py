@@ -30,19 +30,19 @@ def test_claims_ledger_shows_build_beside_full_record(book_root):
     text = book.claims_markdown(["alpha"])
     assert "checks **2** claims; **1** hold" in text
     assert "No full-profile (GPU) record is committed yet" in text
-    assert "| statement c1 | 1 | 0.95 | 0.1 | all | yes | – | – |" in text
+    assert "| statement c1 | 1 | 0.1 | all | 0.95 ✓ | – |" in text
 
     record = _sidecar("alpha", [_claim("c2", 0.99, True, "full")], profile="full", device="NVIDIA H100")
     (book_root / "results" / "full" / "alpha.json").write_text(json.dumps(record))
     text = book.claims_markdown(["alpha"])
     assert "Full record: profile `full` on NVIDIA H100" in text
-    assert "| statement c2 | 1 | 0.5 | 0.1 | full | **no** | 0.99 | yes |" in text
+    assert "| statement c2 | 1 | 0.1 | full | 0.5 ✗ | 0.99 ✓ |" in text
 
 
 def test_stage_without_chapters_drops_them_and_fills_the_ledger(book_root):
     toc = book_root / "_toc.yml"
-    toc.write_text(toc.read_text().replace("    chapters:\n  - caption: Results",
-                                           "    chapters:\n      - file: notebooks/ghost\n  - caption: Results"))
+    toc.write_text(toc.read_text().replace("  - caption: Chapters\n    chapters:\n",
+                                           "  - caption: Chapters\n    chapters:\n      - file: notebooks/ghost\n"))
     with pytest.raises(FileNotFoundError, match="ghost"):
         book.stage()
     src = book.stage(chapters=False)

@@ -11,13 +11,7 @@ from moderndl.measure import count_parameters
 from moderndl.train import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions on a shared 2-core machine run faster on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- DCGAN ---------------------------------------------------------------------------

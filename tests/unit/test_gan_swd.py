@@ -10,12 +10,7 @@ from scipy.stats import wasserstein_distance
 SMALL = swd.SWDConfig(patches_per_image=16, directions=64, repeats=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_pyramid_reconstructs_exactly_and_has_the_sizes():

@@ -17,12 +17,7 @@ from moderndl.randwire.model import RandWireConfig
 TINY = RandWireConfig(nodes=6, channels=4, head_channels=8, stem_strides=(1, 1), generator="WS", params=(2, 0.5))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fake_cifar(folder, per_batch=4):

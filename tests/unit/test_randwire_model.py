@@ -12,13 +12,7 @@ from moderndl.randwire.model import Node, RandWire, RandWireConfig, Stage, stage
 TINY = RandWireConfig(nodes=8, channels=8, head_channels=16, num_classes=10, in_channels=1, stem_strides=(1, 1))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny graphs of small ops: one thread is faster on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _reference_node(node: Node, inputs):
