@@ -205,13 +205,11 @@ def _torch_version() -> str:
 def provenance_markdown(data: Mapping[str, Any]) -> str:
     claims = data["claims"]
     held = sum(c["holds"] for c in claims)
-    return (
-        ":::{admonition} Provenance of this page\n:class: note\n\n"
-        "| profile | device | wall time | commit | date | torch | claims holding |\n"
-        "|---|---|---|---|---|---|---|\n"
-        f"| `{data['profile']}` | {data['device']} | {data['wall_s']:.1f} s | `{data['commit']}` "
-        f"| {data['date']} | {data['torch']} | {held} of {len(claims)} |\n:::\n"
-    )
+    items = [("profile", f"`{data['profile']}`"), ("device", data["device"]), ("wall time", f"{data['wall_s']:.1f} s"),
+             ("commit", f"`{data['commit']}`"), ("date", data["date"]), ("torch", data["torch"]),
+             ("claims holding", f"{held} of {len(claims)}")]
+    line = " · ".join(f"**{k}** {v}" for k, v in items)
+    return f":::{{admonition}} Provenance of this page\n:class: note\n\n{line}\n:::\n"
 
 
 def _add_provenance(executed: Path, data: Mapping[str, Any]) -> None:

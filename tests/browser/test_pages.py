@@ -63,7 +63,7 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _status(url: str) -> int:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10) as resp:

@@ -26,7 +26,8 @@ def _claim(id_, ours, holds, scope="all"):
 def test_claims_ledger_shows_build_beside_full_record(book_root):
     metrics = book_root / "_build" / "metrics"
     metrics.mkdir(parents=True)
-    (metrics / "alpha.json").write_text(json.dumps(_sidecar("alpha", [_claim("c1", 0.95, True), _claim("c2", 0.5, False, "full")])))
+    claims = [_claim("c1", 0.95, True), _claim("c2", 0.5, False, "full")]
+    (metrics / "alpha.json").write_text(json.dumps(_sidecar("alpha", claims)))
     text = book.claims_markdown(["alpha"])
     assert "checks **2** claims; **1** hold" in text
     assert "No full-profile (GPU) record is committed yet" in text

@@ -10,7 +10,6 @@ from moderndl.gan.pool import ImagePool
 from moderndl.measure import count_parameters
 from moderndl.train import TrainConfig
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from scipy.stats import wasserstein_distance
+
 from moderndl.data import art
 from moderndl.gan import swd
-from scipy.stats import wasserstein_distance
 
 SMALL = swd.SWDConfig(patches_per_image=16, directions=64, repeats=1)
 

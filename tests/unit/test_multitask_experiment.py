@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from moderndl.data.multimnist import TASKS, MultiMNISTConfig, Task, compose, load_digit_folder, load_multimnist
 from moderndl.multitask import experiment as E
 from moderndl.multitask.model import HardSharingConfig, HardSharingNet, evaluate, task_losses

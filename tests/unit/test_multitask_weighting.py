@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from moderndl.multitask import min_norm as MN
 from moderndl.multitask import weighting as W
 

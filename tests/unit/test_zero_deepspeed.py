@@ -2,6 +2,7 @@
 per-rank Adam moments equal to ours up to padding (arXiv:1910.02054, Section 5)."""
 
 import pytest
+
 from moderndl.zero import deepspeed_side
 from moderndl.zero import experiments as ex
 from moderndl.zero.workload import Workload

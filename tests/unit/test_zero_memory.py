@@ -1,6 +1,7 @@
 """The ZeRO memory model against the paper's printed tables and DeepSpeed's own estimators."""
 
 import pytest
+
 from moderndl.zero import memory
 
 PSI = 7_500_000_000

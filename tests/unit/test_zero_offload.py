@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
 from moderndl.zero import offload
 
 

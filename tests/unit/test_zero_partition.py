@@ -4,6 +4,7 @@ match the formulas of arXiv:1910.02054 (Sections 5 and 7); bad input fails loudl
 import pytest
 import torch
 import torch.distributed as dist
+
 from moderndl.zero import experiments as ex
 from moderndl.zero import memory, report
 from moderndl.zero.launch import free_port
