@@ -170,9 +170,3 @@ def claims_markdown(names: list[str]) -> str:
         out.append("")
     return "\n".join(out)
 
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write a record (e.g. ``results/full/<name>.json``) with a stable layout."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
