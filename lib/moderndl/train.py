@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 History = list[dict[str, float]]
 MIXED_PRECISION = ("no", "bf16", "fp16")
+CHECKPOINT = "checkpoint.pt"  # the one file a Loop writes into its checkpoint_dir
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Loop:
     @property
     def checkpoint_path(self) -> Path | None:
         d = self.config.checkpoint_dir
-        return Path(d) / "checkpoint.pt" if d is not None else None
+        return Path(d) / CHECKPOINT if d is not None else None
 
     def state_dict(self) -> dict[str, Any]:
         unwrap = self.accelerator.unwrap_model
@@ -182,6 +183,17 @@ class Loop:
         if pending and len(self.history):
             bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"}, refresh=False)
         pending.clear()
+
+
+def checkpoint_step(checkpoint_dir: str | Path) -> int:
+    """Completed steps saved in a loop's checkpoint folder; 0 when there is none.
+
+    Memory-maps the file, so asking costs nothing like loading the weights.
+    """
+    path = Path(checkpoint_dir) / CHECKPOINT
+    if not path.is_file():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"])
 
 
 def make_accelerator(config: TrainConfig, **kwargs: Any) -> Accelerator:

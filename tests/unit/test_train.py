@@ -106,3 +106,10 @@ def test_a_given_accelerator_is_used_and_progress_can_be_silenced(capsys):
     assert loop.accelerator is acc
     loop.run(lambda batch, t: {"x": 1.0}, data)
     assert "it/s" not in capsys.readouterr().err
+
+
+def test_checkpoint_step_reads_the_saved_step(tmp_path):
+    assert train.checkpoint_step(tmp_path) == 0
+    model, opt, _, data = _setup()
+    train.fit(model, opt, _loss, data, train.TrainConfig(steps=4, checkpoint_dir=tmp_path))
+    assert train.checkpoint_step(tmp_path) == 4

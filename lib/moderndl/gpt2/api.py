@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("compact", "hf")
 RESTORE = ("latest", "fresh")
-LOOP_CHECKPOINT = "checkpoint.pt"  # written by moderndl.train.Loop: weights, optimizer, step, RNG, history
 
 
 @dataclass
@@ -105,10 +104,6 @@ def _tokens(dataset: str | Path | torch.Tensor, tokenizer: Any) -> torch.Tensor:
     return torch.tensor(tokenizer(text)["input_ids"], dtype=torch.long)
 
 
-def _checkpoint_step(path: Path) -> int:
-    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"])
-
-
 def _snapshot(model: Any, tokenizer: Any, run_dir: Path, step: int, max_checkpoints: int) -> None:
     """``save_pretrained`` to the run folder (latest) and to ``step-NNNNNN/``, keeping the newest few."""
     save_pretrained(model, tokenizer, run_dir)
@@ -173,7 +168,7 @@ def finetune(
         raise ValueError(f"mixed_precision must be 'auto' or one of {train.MIXED_PRECISION}, got {mixed_precision!r}")
     do_compile = cuda if compile == "auto" else bool(compile)
     run_dir = _run_dir(checkpoint_dir, run_name)
-    loop_ckpt = run_dir / LOOP_CHECKPOINT
+    loop_ckpt = run_dir / train.CHECKPOINT  # weights, optimizer, step, RNG, history
     occupied = run_dir.is_dir() and any(run_dir.iterdir())
     if restore_from == "fresh" and occupied and not overwrite:
         raise FileExistsError(
@@ -198,7 +193,7 @@ def finetune(
     if restore_from == "fresh" and occupied:  # overwrite=True was given explicitly
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    start = _checkpoint_step(loop_ckpt) if resume else 0
+    start = train.checkpoint_step(run_dir) if resume else 0
     optimizer = configure_optimizer(model, learning_rate, weight_decay=0.0, betas=(0.9, 0.999), fused=cuda)
     config = train.TrainConfig(steps=start + steps, log_every=max(1, print_every), checkpoint_dir=run_dir,
                                checkpoint_every=save_every, mixed_precision=precision, compile=do_compile,
