@@ -144,16 +144,12 @@ def asserted(claim_entry: Mapping[str, Any]) -> bool:
 
 def show():
     """The claims so far as a Markdown table, for the notebook's Claims section."""
-    from IPython.display import Markdown
+    from moderndl import tables
 
-    rows = ["| claim | paper | ours | tolerance | asserted at | holds |", "|---|---|---|---|---|---|"]
-    for c in _require()["claims"]:
-        mark = "yes" if c["holds"] else "**no**"
-        rows.append(
-            f"| {c['statement']} | {_fmt(c['paper_value'])} | {_fmt(c['ours'])} | {_fmt(c['tolerance'])} "
-            f"| {c['scope']} | {mark} |"
-        )
-    return Markdown("\n".join(rows))
+    rows = [{"claim": c["statement"], "paper": c["paper_value"], "ours": _jsonable(c["ours"]),
+             "tolerance": c["tolerance"], "asserted at": c["scope"], "holds": "yes" if c["holds"] else "**no**"}
+            for c in _require()["claims"]]
+    return tables.show(rows)
 
 
 def current() -> dict[str, Any]:
@@ -172,14 +168,6 @@ def load(path: Path) -> dict[str, Any]:
         if lacking:
             raise ValueError(f"{path}: claim {c.get('id')!r} lacks {lacking}")
     return data
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
 
 
 def _require() -> dict[str, Any]:

@@ -8,7 +8,7 @@ $2\Psi$ (stages 0-2) or $3\Psi$ (stage 3), and the trained parameters with singl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -73,19 +73,3 @@ def deepspeed_rows(ours: Iterable[Mapping[str, Any]], theirs: Iterable[Mapping[s
                      "deepspeed": d["moments"], "deepspeed_fp32_master": d["master"],
                      "relative_difference": None if own is None else abs(d["moments"] - own) / own})
     return rows
-
-
-def markdown(rows: Sequence[Mapping[str, Any]], digits: int = 4) -> str:
-    """A Markdown table of ``rows`` (dicts with the same keys)."""
-    if not rows:
-        return "(no rows)"
-    keys = list(rows[0])
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.{digits}g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(row[k]) for k in keys) + " |" for row in rows]
-    return "\n".join(lines)
