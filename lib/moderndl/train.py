@@ -66,9 +66,10 @@ class Loop:
     def __init__(self, config: TrainConfig, *, accelerator: Accelerator | None = None, **state: Any):
         self.config = config
         self.accelerator = accelerator if accelerator is not None else make_accelerator(config)
-        self._raw = {k: v for k, v in state.items() if v is not None}
         self._prepared: dict[str, Any] = {}
-        for name, obj in self._raw.items():
+        for name, obj in state.items():
+            if obj is None:  # e.g. fit(scheduler=None)
+                continue
             if isinstance(obj, (torch.nn.Module, torch.optim.Optimizer)):
                 obj = self.accelerator.prepare(obj)
                 if config.compile and isinstance(obj, torch.nn.Module):
