@@ -81,7 +81,7 @@ def train_stage(work: Workload, stage: int, rank: int, world_size: int) -> dict[
         engine.step()
         return {"loss": loss.detach()}
 
-    loop = Loop(TrainConfig(steps=work.steps, log_every=work.steps, cpu=True,
+    loop = Loop(TrainConfig(steps=work.steps, log_every=work.steps, cpu=True, progress=False,
                             desc=f"DeepSpeed stage {stage} rank {rank}/{world_size}"))
     history = loop.run(step, work.data(rank, world_size))
     params = _gathered(engine, stage)  # a collective in stage 3: every rank calls it

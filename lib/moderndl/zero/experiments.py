@@ -77,7 +77,7 @@ def train_stage(rank: int, world_size: int, work: Workload, stage: int, dtype: s
         ring.append(engine.comm.ring_elements)
         return {"loss": loss.detach()}
 
-    loop = Loop(TrainConfig(steps=work.steps, log_every=work.steps, cpu=True,
+    loop = Loop(TrainConfig(steps=work.steps, log_every=work.steps, cpu=True, progress=False,
                             desc=f"ZeRO stage {stage} rank {rank}/{world_size}"))
     history = loop.run(step, work.data(rank, world_size, tensors))
     params = engine.full_parameters()  # a collective in stage 3: every rank calls it

@@ -10,9 +10,7 @@ return values, in rank order.
 
 from __future__ import annotations
 
-import os
 import socket
-import sys
 import tempfile
 from collections.abc import Callable
 from datetime import timedelta
@@ -31,11 +29,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _entry(rank: int, world_size: int, port: int, out: str, quiet: bool, fn: Callable[..., Any],
-           args: tuple) -> None:
+def _entry(rank: int, world_size: int, port: int, out: str, fn: Callable[..., Any], args: tuple) -> None:
     torch.set_num_threads(1)  # N_d ranks share the CPU cores: one thread each avoids oversubscription
-    if quiet:  # the ranks' progress bars; an exception still reaches the parent through mp.spawn
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=120))
     try:
@@ -45,13 +40,13 @@ def _entry(rank: int, world_size: int, port: int, out: str, quiet: bool, fn: Cal
         dist.destroy_process_group()
 
 
-def spawn(fn: Callable[..., Any], world_size: int, *args: Any, quiet: bool = True) -> list[Any]:
+def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> list[Any]:
     """Run ``fn(rank, world_size, *args)`` on ``world_size`` gloo ranks; return their results.
 
-    ``quiet`` silences the ranks' ``sys.stderr`` (their progress bars would interleave).
+    Ranks run their loops with ``TrainConfig(progress=False)``: N_d bars would interleave.
     """
     if not isinstance(world_size, int) or world_size < 1:
         raise ValueError(f"N_d (world_size) must be an int >= 1, got {world_size!r}")
     with tempfile.TemporaryDirectory(prefix="zero_ranks_") as out:
-        mp.spawn(_entry, args=(world_size, free_port(), out, quiet, fn, args), nprocs=world_size, join=True)
+        mp.spawn(_entry, args=(world_size, free_port(), out, fn, args), nprocs=world_size, join=True)
         return [torch.load(Path(out) / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
