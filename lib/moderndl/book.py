@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from moderndl import ledger, paths
+from moderndl import ledger, paths, tables
 
 LEDGER_MARKER = "<!-- claims-ledger -->"
 CHAPTER_PREFIX = "notebooks/"
@@ -92,25 +92,11 @@ def _load_all(folder: Path) -> dict[str, dict[str, Any]]:
     return {p.stem: ledger.load(p) for p in sorted(folder.glob("*.json"))}
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "**no**"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(_cell(v) for v in value)
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k} = {_cell(v)}" for k, v in value.items())
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _result(c: Mapping[str, Any] | None) -> str:
     """A measured value with its verdict: ``0.95 ✓`` or ``0.5 ✗``."""
     if not c:
         return "–"
-    return f"{_cell(c['ours'])} {'✓' if c['holds'] else '✗'}"
+    return f"{tables.cell(c['ours'])} {'✓' if c['holds'] else '✗'}"
 
 
 def _provenance(data: Mapping[str, Any]) -> str:
@@ -163,9 +149,9 @@ def claims_markdown(names: list[str]) -> str:
                 "|---|---|---|---|---|---|"]
         full_claims = {c["id"]: c for c in (record or {}).get("claims", [])}
         for c in this["claims"]:
-            statement = _cell(c["statement"]) + (f" *({_cell(c['note'])})*" if c.get("note") else "")
-            rows.append(f"| {statement} | {_cell(c['paper_value'])} | {_cell(c['tolerance'])} | {c['scope']} "
-                        f"| {_result(c)} | {_result(full_claims.get(c['id']))} |")
+            statement = tables.cell(c["statement"]) + (f" *({tables.cell(c['note'])})*" if c.get("note") else "")
+            rows.append(f"| {statement} | {tables.cell(c['paper_value'])} | {tables.cell(c['tolerance'])} "
+                        f"| {c['scope']} | {_result(c)} | {_result(full_claims.get(c['id']))} |")
         out.extend(rows)
         out.append("")
     return "\n".join(out)

@@ -146,9 +146,8 @@ def show():
     """The claims so far as a Markdown table, for the notebook's Claims section."""
     from moderndl import tables
 
-    rows = [{"claim": c["statement"], "paper": c["paper_value"], "ours": _jsonable(c["ours"]),
-             "tolerance": c["tolerance"], "asserted at": c["scope"], "holds": "yes" if c["holds"] else "**no**"}
-            for c in _require()["claims"]]
+    rows = [{"claim": c["statement"], "paper": c["paper_value"], "ours": c["ours"], "tolerance": c["tolerance"],
+             "asserted at": c["scope"], "holds": c["holds"]} for c in _require()["claims"]]
     return tables.show(rows)
 
 

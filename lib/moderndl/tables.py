@@ -7,11 +7,18 @@ from typing import Any
 
 
 def cell(value: Any, fmt: str = "{:.4g}") -> str:
-    """One table cell: floats through ``fmt``, ``None`` as a dash, pipes escaped."""
+    """One table cell: floats through ``fmt``, ``None`` as a dash, booleans as yes / **no**,
+    lists and mappings inline, pipes escaped."""
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
     if isinstance(value, float):
         return fmt.format(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(cell(v, fmt) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} = {cell(v, fmt)}" for k, v in value.items())
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 

@@ -12,3 +12,9 @@ def test_rows_of_dicts_become_a_markdown_table():
     assert tables.markdown(rows, fmt="{:.2f}").splitlines()[2] == "| a\\|b | 0.12 | 3 | – |"
     assert tables.markdown([]) == "(no rows)"
     assert tables.show(rows).data == tables.markdown(rows)
+
+
+def test_cells_render_booleans_lists_and_mappings():
+    assert tables.cell(True) == "yes" and tables.cell(False) == "**no**"
+    assert tables.cell([1, 0.5]) == "1, 0.5"
+    assert tables.cell({"max_z": 1.5361, "exact": True}) == "max_z = 1.536, exact = yes"
