@@ -67,14 +67,12 @@ def sidecar_path(notebook: str) -> Path:
     return paths.build() / "metrics" / f"{notebook}.json"
 
 
-def open(notebook: str, settings: Mapping[str, Any]) -> dict[str, Any]:  # noqa: A001 - ledger.open reads well
-    """Start the sidecar for ``notebook`` with the resolved ``settings`` (profile, device)."""
-    global _current, _started
-    _started = time.perf_counter()
-    _current = {
+def new_sidecar(notebook: str, profile: str, device: torch.device | str | None = None) -> dict[str, Any]:
+    """An empty sidecar with this run's provenance (also the runner's, for a notebook without a ledger)."""
+    return {
         "notebook": notebook,
-        "profile": settings["profile"],
-        "device": device_name(settings.get("device")),
+        "profile": profile,
+        "device": device_name(device),
         "torch": torch.__version__,
         "commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -82,6 +80,13 @@ def open(notebook: str, settings: Mapping[str, Any]) -> dict[str, Any]:  # noqa:
         "metrics": {},
         "claims": [],
     }
+
+
+def open(notebook: str, settings: Mapping[str, Any]) -> dict[str, Any]:  # noqa: A001 - ledger.open reads well
+    """Start the sidecar for ``notebook`` with the resolved ``settings`` (profile, device)."""
+    global _current, _started
+    _started = time.perf_counter()
+    _current = new_sidecar(notebook, settings["profile"], settings.get("device"))
     _write()
     return _current
 

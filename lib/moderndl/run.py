@@ -132,7 +132,7 @@ def run(name: str, profile: str = "auto", params: Mapping[str, Any] | None = Non
     _execute(path, executed, sidecar, {**params, "profile": resolved})
     wall = round(time.perf_counter() - started, 2)
 
-    data = ledger.load(sidecar) if sidecar.is_file() else _bare_sidecar(stem, resolved)
+    data = ledger.load(sidecar) if sidecar.is_file() else ledger.new_sidecar(stem, resolved)
     data.update(wall_s=wall, parameters=params)
     sidecar.write_text(json.dumps(data, indent=2))
     _add_provenance(executed, data)
@@ -184,22 +184,10 @@ def ensure_kernel() -> None:
     install(kernel_name=KERNEL, display_name="Python (moderndl)", prefix=sys.prefix)
 
 
-def _bare_sidecar(name: str, profile: str) -> dict[str, Any]:
-    return {"notebook": name, "profile": profile, "device": ledger.device_name(), "torch": _torch_version(),
-            "commit": ledger.git_commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-            "wall_s": 0.0, "metrics": {}, "claims": []}
-
-
 def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def _torch_version() -> str:
-    import torch
-
-    return torch.__version__
 
 
 def provenance_markdown(data: Mapping[str, Any]) -> str:

@@ -99,3 +99,17 @@ def test_cli_exits_nonzero_with_a_clear_error(tiny, capsys):
     assert "unknown notebook 'nope'; valid notebooks: tiny" in capsys.readouterr().err
     assert run.main(["run", "tiny", "-p", "bogus", "1"]) == 1
     assert "unknown parameter(s) bogus" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_notebook_without_a_ledger_still_gets_a_complete_sidecar(book_root):
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_markdown_cell("# Bare", id="t"),
+                nbformat.v4.new_code_cell('profile = "auto"\nseed = 0', id="p", metadata={"tags": ["parameters"]})]
+    nbformat.write(nb, book_root / "notebooks" / "bare.ipynb")
+    data = run.run("bare", "smoke", log=lambda *_: None)
+    assert data["notebook"] == "bare" and data["profile"] == "smoke" and data["claims"] == []
+    assert data["parameters"] == {} and data["cached"] is False
+    _, sidecar, _ = run.outputs("bare")
+    assert run.ledger.load(sidecar)["wall_s"] > 0
