@@ -43,18 +43,20 @@ class Comm:
         dist.all_reduce(x, group=self.group)
         self._count(2 * x.numel())
 
+    def _check_shard(self, op: str, full: torch.Tensor, shard: torch.Tensor) -> None:
+        """Equal shards: ``full`` (numel,) must be ``world_size`` shards of (numel // world_size,)."""
+        if full.numel() != shard.numel() * self.world_size:
+            raise ValueError(f"{op}: full has {full.numel()} elements, shard {shard.numel()} "
+                             f"x world_size {self.world_size}")
+
     def reduce_scatter(self, shard: torch.Tensor, full: torch.Tensor) -> None:
         """``shard`` (numel // world_size,) receives this rank's slice of the sum of ``full``: $n$."""
-        if full.numel() != shard.numel() * self.world_size:
-            raise ValueError(f"reduce_scatter: full has {full.numel()} elements, shard {shard.numel()} "
-                             f"x world_size {self.world_size}")
+        self._check_shard("reduce_scatter", full, shard)
         dist.reduce_scatter_single(shard, full, group=self.group)
         self._count(full.numel())
 
     def all_gather(self, full: torch.Tensor, shard: torch.Tensor) -> None:
         """``full`` (numel,) receives every rank's ``shard`` (numel // world_size,): $n$."""
-        if full.numel() != shard.numel() * self.world_size:
-            raise ValueError(f"all_gather: full has {full.numel()} elements, shard {shard.numel()} "
-                             f"x world_size {self.world_size}")
+        self._check_shard("all_gather", full, shard)
         dist.all_gather_single(full, shard, group=self.group)
         self._count(full.numel())
