@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from moderndl import measure
 from moderndl.data.clevr import VQAData
 from moderndl.mac.config import OptimConfig
 from moderndl.mac.network import cross_entropy
@@ -151,7 +152,7 @@ def majority_by_family(train: VQAData, test: VQAData) -> dict[str, float]:
 
 def questions_per_second(model: nn.Module, batch: tuple[torch.Tensor, ...], *, steps: int = 20,
                          bf16: bool = False, compile: bool = False, lr: float = 1e-4) -> float:
-    """Training throughput (questions/s) of Adam steps on one repeated batch.
+    """Training throughput (questions/s) of Adam steps on one repeated batch: the median step time.
 
     On CUDA, ``bf16`` autocasts and ``compile`` wraps the model in ``torch.compile``; both
     are the chapter's GPU benchmark (eager against bf16 + compile, same run, same device).
@@ -170,16 +171,6 @@ def questions_per_second(model: nn.Module, batch: tuple[torch.Tensor, ...], *, s
         nn.utils.clip_grad_norm_(model.parameters(), 8.0)
         optimizer.step()
 
-    for _ in range(3):  # warm-up (and compilation)
-        one_step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        one_step()
-    _sync(device)
-    return steps * batch[0].shape[0] / (time.perf_counter() - start)
+    timing = measure.time_it(one_step, warmup=3, repeats=steps, device=device)  # warm-up includes compilation
+    return batch[0].shape[0] / timing["median_s"]
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
