@@ -29,3 +29,46 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ranks(script: str, tmp_path: Path, *, nproc: int = 2, args: tuple[str, ...] = (), timeout: float = 300,
+              launcher: str = "torchrun") -> "subprocess.CompletedProcess[str]":
+    """Run ``script`` (Python source) on ``nproc`` gloo CPU ranks and return the finished process.
+
+    ``launcher`` is ``torchrun`` (``torch.distributed.run --nproc_per_node``) or ``accelerate``
+    (``accelerate launch --multi_gpu --num_processes``, which runs gloo ranks on a CPU-only
+    machine; ``--cpu`` would silently run one process). Each rank gets one intra-op thread.
+    The script writes its results under ``$OUT`` (``tmp_path``); a non-zero exit fails with
+    the launcher's output.
+    """
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "ranks_script.py"
+    path.write_text(script)
+    port = str(free_port())
+    if launcher == "torchrun":
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_addr", "127.0.0.1", "--master_port", port, str(path), *args]
+    elif launcher == "accelerate":
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(nproc),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip",
+               "127.0.0.1", "--main_process_port", port, str(path), *args]
+    else:
+        raise ValueError(f"launcher {launcher!r}: torchrun or accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OUT": str(tmp_path), "DS_ACCELERATOR": "cpu",
+           "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO / "lib")}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    if done.returncode != 0:
+        raise AssertionError(f"{launcher} with {nproc} ranks failed ({done.returncode}):\n"
+                             f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}")
+    return done

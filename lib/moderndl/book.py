@@ -12,6 +12,7 @@ Sphinx's incremental build has nothing to do.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -39,13 +40,20 @@ def chapters() -> list[str]:
     return [e["file"][len(CHAPTER_PREFIX):] for e in _entries(_toc()) if e["file"].startswith(CHAPTER_PREFIX)]
 
 
-def stage(*, chapters: bool = True) -> Path:
+def show_source(obj: Any) -> None:
+    """Show a library object's source in the notebook as a highlighted code block."""
+    from IPython.display import Markdown, display
+
+    display(Markdown("```python\n" + inspect.getsource(obj).rstrip() + "\n```"))
+
+
+def stage(*, with_chapters: bool = True) -> Path:
     """Mirror the book into ``_build/src``; return that folder."""
     root, build = paths.root(), paths.build()
     src = build / "src"
     toc = _toc()
-    names = globals()["chapters"]() if chapters else []
-    if not chapters:
+    names = chapters() if with_chapters else []
+    if not with_chapters:
         toc["parts"] = [
             {**p, "chapters": [e for e in p.get("chapters") or [] if not e["file"].startswith(CHAPTER_PREFIX)]}
             for p in toc.get("parts", [])

@@ -201,12 +201,14 @@ def provenance_markdown(data: Mapping[str, Any]) -> str:
 
 
 def _add_provenance(executed: Path, data: Mapping[str, Any]) -> None:
-    """Insert the provenance header after the first (title) cell of the executed notebook."""
+    """Insert the provenance header under the title cell (first if there is none) of the executed notebook."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
     cell = nbformat.v4.new_markdown_cell(provenance_markdown(data), metadata={"tags": ["provenance"]})
-    nb.cells.insert(1 if nb.cells else 0, cell)
+    title = next((i for i, c in enumerate(nb.cells)
+                  if c.cell_type == "markdown" and c.source.lstrip().startswith("# ")), -1)
+    nb.cells.insert(title + 1, cell)
     nbformat.write(nb, executed)
 
 
@@ -241,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name}: {', '.join(f'{k}={v}' for k, v in parameters(locate(name)).items())}")
             return 0
         if args.command == "stage":
-            print(book.stage(chapters=not args.no_chapters))
+            print(book.stage(with_chapters=not args.no_chapters))
             return 0
         names = book.chapters() if args.all else args.names
         if not names and not args.all:

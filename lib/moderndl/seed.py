@@ -22,3 +22,18 @@ def set_seed(seed: int, *, rank: int = 0) -> torch.Generator:
     np.random.seed(value % 2**32)
     torch.manual_seed(value)
     return torch.Generator().manual_seed(value)
+
+
+# A prime larger than any step count we run, so (seed, step) pairs never collide for
+# step < 1_000_003: seed s at step t and seed s' at step t' give the same stream only if
+# s == s' and t == t'.
+_STRIDE = 1_000_003
+
+
+def generator(seed: int, step: int) -> torch.Generator:
+    """A ``torch.Generator`` that is a pure function of ``(seed, step)``.
+
+    Step-indexed samplers use it, so the batch (or noise) at step ``t`` is the same whether
+    a run is resumed at ``t`` or ran through, and the same on every rank.
+    """
+    return torch.Generator().manual_seed(seed * _STRIDE + step)

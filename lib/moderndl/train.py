@@ -7,6 +7,12 @@
 - ``fit`` is the common supervised case on top of it.
 - ``batches`` makes a step-indexed sampler, so the batch at step ``t`` is a pure function
   of ``(seed, t)``: resuming at step ``t`` sees the batches an uninterrupted run would.
+
+Data parallel: ``batch_size`` is always the *global* batch. Under ``torchrun`` or
+``accelerate launch`` each rank draws the same global batch and keeps its own slice
+(:func:`rank_slice`), so N ranks see exactly the examples one rank would, and DDP's
+gradient average over ranks equals the one-process gradient of the global batch. Logged
+scalars are averaged over ranks; only modules with trainable parameters are DDP-wrapped.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from tqdm import tqdm
+
+from moderndl.seed import generator as seed_generator
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +74,35 @@ class Loop:
     def __init__(self, config: TrainConfig, *, accelerator: Accelerator | None = None, **state: Any):
         self.config = config
         self.accelerator = accelerator if accelerator is not None else make_accelerator(config)
+        state = {k: v for k, v in state.items() if v is not None}  # e.g. fit(scheduler=None)
+        # Modules with trainable parameters and optimizers go through one prepare call: DDP
+        # wraps the modules, and DeepSpeed needs the model and its optimizer together. A module
+        # with nothing to train (a fixed loss weighting, say) is only moved: DDP refuses it.
+        names = [k for k, v in state.items() if isinstance(v, torch.optim.Optimizer)
+                 or (isinstance(v, torch.nn.Module) and any(p.requires_grad for p in v.parameters()))]
+        prepared = self.accelerator.prepare(*(state[k] for k in names)) if names else ()
+        prepared = prepared if isinstance(prepared, tuple) else (prepared,)
+        done = dict(zip(names, prepared, strict=True))
         self._prepared: dict[str, Any] = {}
         for name, obj in state.items():
-            if obj is None:  # e.g. fit(scheduler=None)
-                continue
-            if isinstance(obj, (torch.nn.Module, torch.optim.Optimizer)):
-                obj = self.accelerator.prepare(obj)
+            if name in done:
+                obj = done[name]
                 if config.compile and isinstance(obj, torch.nn.Module):
                     obj = torch.compile(obj)
+            elif isinstance(obj, torch.nn.Module):
+                obj = obj.to(self.accelerator.device)
             self._prepared[name] = obj
         self.history: History = []
         self.step = 0  # completed steps
 
     def __getitem__(self, name: str) -> Any:
         return self._prepared[name]
+
+    def unwrap(self, name: str) -> Any:
+        """The object behind ``loop[name]`` without DDP's or compile's wrapper, for reading
+        a chapter's own attributes."""
+        obj = self._prepared[name]
+        return self.accelerator.unwrap_model(obj) if isinstance(obj, torch.nn.Module) else obj
 
     @property
     def device(self) -> torch.device:
@@ -141,6 +164,23 @@ class Loop:
         log.info("resumed from %s at step %d", path, self.step)
         return True
 
+    def _mean_over_ranks(self, pending: list) -> list[list[float]]:
+        """The logged scalars of ``pending`` steps, each averaged over ranks in one all-reduce."""
+        rows = [[v.detach().float().mean() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+                 for v in logs.values()] for _, logs in pending]
+        if self.accelerator.num_processes == 1:
+            return [[float(v) for v in row] for row in rows]
+        widths = {len(r) for r in rows}
+        flat = torch.stack([v.to(self.device) for row in rows for v in row]) if sum(widths) else None
+        if flat is None:
+            return rows
+        flat = self.accelerator.reduce(flat, reduction="mean").cpu().tolist()  # (sum of row widths,)
+        out, i = [], 0
+        for row in rows:
+            out.append(flat[i:i + len(row)])
+            i += len(row)
+        return out
+
     # -- running -------------------------------------------------------------------
     def run(self, step_fn: Callable[[Any, int], Mapping[str, Any]], data: Callable[[int], Any],
             *, resume: bool = False) -> History:
@@ -173,14 +213,15 @@ class Loop:
         return self.history
 
     def _flush(self, pending: list, bar) -> None:
-        for step, logs in pending:
-            row = {"step": step}
-            for k, v in logs.items():
-                value = float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
-                if not np.isfinite(value):
-                    raise FloatingPointError(f"{self.config.desc}: {k} is {value} at step {step}")
-                row[k] = value
-            self.history.append(row)
+        if pending:
+            values = self._mean_over_ranks(pending)  # (len(pending), n_keys)
+            for (step, logs), row_values in zip(pending, values, strict=True):
+                row = {"step": step}
+                for k, value in zip(logs, row_values, strict=True):
+                    if not np.isfinite(value):
+                        raise FloatingPointError(f"{self.config.desc}: {k} is {value} at step {step}")
+                    row[k] = float(value)
+                self.history.append(row)
         if pending and len(self.history):
             bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"}, refresh=False)
         pending.clear()
@@ -248,32 +289,61 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return loop.run(step, data, resume=resume), loop
 
 
+def ranks(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """``(rank, world_size)``: the given values, else the launch's (accelerate's process state,
+    which every ``Accelerator`` shares), else ``(0, 1)``."""
+    if rank is None or world_size is None:
+        from accelerate.state import PartialState
+
+        state = PartialState()
+        rank = state.process_index if rank is None else rank
+        world_size = state.num_processes if world_size is None else world_size
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside [0, {world_size})")
+    return rank, world_size
+
+
+def rank_slice(batch_size: int, rank: int | None = None, world_size: int | None = None) -> slice:
+    """This rank's rows of a global batch of ``batch_size``: ``[rank * b, (rank + 1) * b)``
+    with ``b = batch_size // world_size``. Generated data (noise, text windows) draws the
+    global batch from a step-indexed generator and keeps this slice."""
+    rank, world_size = ranks(rank, world_size)
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} (global) is not divisible by the {world_size} ranks")
+    local = batch_size // world_size
+    return slice(rank * local, (rank + 1) * local)
+
+
 class batches:  # noqa: N801 - reads as a function at call sites
     """A step-indexed sampler over tensors: ``batches(x, y, batch_size=64, seed=0)(t)``.
 
-    Epoch ``e`` is a permutation drawn from a generator seeded with ``(seed, e)``; the
-    batch at step ``t`` is slice ``t mod steps_per_epoch`` of it, sharded by ``rank``.
-    Incomplete final batches are dropped, so every step has ``batch_size`` examples.
+    ``batch_size`` is the global batch. Epoch ``e`` is a permutation drawn from a generator
+    seeded with ``(seed, e)``; the global batch at step ``t`` is slice ``t mod steps_per_epoch``
+    of it, and this rank keeps its :func:`rank_slice` (rank and world size from the launch
+    unless given). Incomplete final batches are dropped, so every step has ``batch_size``
+    examples over all ranks.
     """
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int, rank: int | None = None,
+                 world_size: int | None = None):
         n = len(tensors[0])
         if any(len(t) != n for t in tensors):
             raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
-        if batch_size * world_size > n:
-            raise ValueError(f"batch_size*world_size = {batch_size * world_size} exceeds the {n} examples")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if batch_size > n:
+            raise ValueError(f"batch_size {batch_size} exceeds the {n} examples")
         self.tensors, self.batch_size, self.seed = tensors, batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.steps_per_epoch = n // (batch_size * world_size)
+        self.rows = rank_slice(batch_size, rank, world_size)
+        self.steps_per_epoch = n // batch_size
         self._epoch, self._perm = -1, None
 
     def __call__(self, step: int) -> tuple[torch.Tensor, ...]:
         epoch, i = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            g = seed_generator(self.seed, epoch)
             self._perm, self._epoch = torch.randperm(len(self.tensors[0]), generator=g), epoch
-        start = (i * self.world_size + self.rank) * self.batch_size
-        idx = self._perm[start:start + self.batch_size]  # (batch_size,)
+        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size][self.rows]  # (batch_size // world_size,)
         return tuple(t[idx.to(t.device)] for t in self.tensors)
 
 

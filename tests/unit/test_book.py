@@ -46,12 +46,12 @@ def test_stage_without_chapters_drops_them_and_fills_the_ledger(book_root):
                                            "  - caption: Chapters\n    chapters:\n      - file: notebooks/ghost\n"))
     with pytest.raises(FileNotFoundError, match="ghost"):
         book.stage()
-    src = book.stage(chapters=False)
+    src = book.stage(with_chapters=False)
     assert "notebooks/ghost" not in (src / "_toc.yml").read_text()
     claims = (src / "book" / "claims.md").read_text()
     assert book.LEDGER_MARKER not in claims and "No chapter is in this build yet" in claims
     before = (src / "book" / "intro.md").stat().st_mtime_ns
-    book.stage(chapters=False)
+    book.stage(with_chapters=False)
     assert (src / "book" / "intro.md").stat().st_mtime_ns == before, "an unchanged file must not be rewritten"
 
 
@@ -60,7 +60,7 @@ def test_book_builds_with_zero_chapters(book_root):
     vendor = book_root / "_build" / "vendor" / "mathjax"
     vendor.mkdir(parents=True)
     (vendor / "tex-chtml.js").write_text("// stand-in for the vendored MathJax\n")
-    src = book.stage(chapters=False)
+    src = book.stage(with_chapters=False)
     jb = Path(sys.executable).with_name("jupyter-book")
     env = {**os.environ, "MODERNDL_ROOT": str(book_root)}
     out = subprocess.run([str(jb), "build", str(src), "--path-output", str(book_root), "--builder", "html",

@@ -32,6 +32,7 @@ from torch import nn
 
 from moderndl.gan import losses
 from moderndl.gan.pixels import to_model
+from moderndl.seed import generator as seed_generator
 from moderndl.train import Loop, TrainConfig, batches
 
 
@@ -139,7 +140,7 @@ def optimizers(generator: nn.Module, discriminator: nn.Module, config: DCGANConf
 
 def noise(n: int, nz: int, *, seed: int, step: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
     """z ~ N(0, I), ``(n, nz)``, a pure function of ``(seed, step)`` so that resuming redraws it exactly."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    g = seed_generator(seed, step)
     return torch.randn(n, nz, generator=g).to(device)
 
 

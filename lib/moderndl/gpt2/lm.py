@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from moderndl.seed import generator as seed_generator
+
 
 def logits_of(model: Any, idx: torch.Tensor) -> torch.Tensor:
     """Next-token logits ``(B, T, V)`` from either back end."""
@@ -51,7 +53,7 @@ class random_windows:  # noqa: N801 - reads as a function at call sites
         self.seed, self.micro_batches = seed, micro_batches
 
     def __call__(self, step: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        g = seed_generator(self.seed, step)
         n = self.micro_batches * self.batch_size
         starts = torch.randint(0, len(self.tokens) - self.block_size, (n,), generator=g)  # (n,)
         offsets = torch.arange(self.block_size + 1)  # (T + 1,)

@@ -35,6 +35,7 @@ from moderndl import measure, train
 from moderndl.data import cifar, digits, images
 from moderndl.randwire import graphs
 from moderndl.randwire.model import RandWire, RandWireConfig
+from moderndl.seed import generator as seed_generator
 from moderndl.seed import set_seed
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def _normalised(name, x_train, y_train, x_test, y_test, num_classes, note="") ->
 
 def augment(x: torch.Tensor, seed: int, step: int, shift: int = 4) -> torch.Tensor:
     """Random horizontal flips per image and one random shift (pad ``shift``, crop) per batch."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    g = seed_generator(seed, step)
     flip = torch.rand(len(x), generator=g) < 0.5  # (B,)
     x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
     dy, dx = torch.randint(0, 2 * shift + 1, (2,), generator=g).tolist()

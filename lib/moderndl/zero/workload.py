@@ -61,8 +61,7 @@ class Workload:
         if self.batch_size % world_size:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by N_d = {world_size}")
         x, y = tensors if tensors is not None else digits()
-        return batches(x, y, batch_size=self.batch_size // world_size, seed=self.seed, rank=rank,
-                       world_size=world_size)
+        return batches(x, y, batch_size=self.batch_size, seed=self.seed, rank=rank, world_size=world_size)
 
 
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
