@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from moderndl import book
+from moderndl import stage
 
 from ..conftest import REPO
 
 HTML = REPO / "_build" / "html"
 SHOTS = REPO / "_build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-PAGES = ["index.html", "book/intro.html", "book/claims.html"] + [f"notebooks/{n}.html" for n in book.chapters()]
+PAGES = ["index.html", "book/intro.html", "book/claims.html"] + [f"notebooks/{n}.html" for n in stage.chapters()]
 
 pytestmark = pytest.mark.skipif(not HTML.joinpath("index.html").is_file(), reason="run `make book` first")
 
@@ -136,7 +136,7 @@ def test_mathjax_renders_on_the_intro(browser, server):
     assert browser.execute_script("return window.MathJax && window.MathJax.version").startswith("3.")
 
 
-@pytest.mark.parametrize("name", book.chapters())
+@pytest.mark.parametrize("name", stage.chapters())
 def test_chapter_page_shows_provenance(browser, server, name):
     _load(browser, server + f"notebooks/{name}.html")
     text = browser.find_element("tag name", "body").text
@@ -148,7 +148,7 @@ def test_claims_page_lists_every_chapter(browser, server):
     assert "Claims ledger" in browser.find_element("tag name", "body").text
     links = browser.execute_script(
         "return Array.from(document.querySelectorAll('main a[href]')).map(a => a.href)")
-    for name in book.chapters():
+    for name in stage.chapters():
         assert any(h.split("#")[0].endswith(f"notebooks/{name}.html") for h in links), f"claims page lacks {name}"
     tables = browser.execute_script("return document.querySelectorAll('main table').length")
-    assert tables >= len(book.chapters()), "one claims table per chapter"
+    assert tables >= len(stage.chapters()), "one claims table per chapter"

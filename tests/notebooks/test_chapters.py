@@ -1,15 +1,18 @@
-"""Every chapter in _toc.yml, executed at the smoke profile, with its claims asserted.
+"""Every chapter in _toc.yml, executed at smoke (claims asserted) and at dry (must finish).
 
 Runs go through the cached runner, so `make book PROFILE=smoke` afterwards reuses them.
-A claim in scope at smoke (scope "all" or "smoke") must hold; claims scoped to "full" are
-recorded honestly and shown in the ledger, but a smoke run is not expected to reach them.
+A claim in scope at smoke (scope "all" or "smoke") must hold; claims scoped to "laptop" or
+"full" are recorded honestly and shown in the ledger, but a smoke run is not expected to
+reach them. The dry profile is the full profile with steps and sizes cut: it asserts no
+claim, only that the full profile's code paths run to the end within its budget.
 """
 
 import pytest
 
-from moderndl import book, ledger, run
+from moderndl import ledger, profiles, run, stage
 
-CHAPTERS = book.chapters()
+CHAPTERS = stage.chapters()
+BUDGET_S = {"smoke": 90, "dry": 60}  # DESIGN.md's budgets on a 2-core machine
 
 
 @pytest.fixture(scope="module", params=CHAPTERS or [None], ids=lambda n: n or "no-chapters")
@@ -37,3 +40,22 @@ def test_claims_in_scope_hold(executed):
 def test_unmet_claims_explain_themselves(executed):
     silent = [c["id"] for c in executed["claims"] if not c["holds"] and not c["note"]]
     assert not silent, f"{executed['notebook']}: claims recorded as not holding need a note: {silent}"
+
+
+def test_smoke_fits_its_budget(executed):
+    if executed["cached"]:
+        pytest.skip("served from the cache: its wall time was checked when it ran")
+    assert executed["wall_s"] <= 1.5 * BUDGET_S["smoke"], f"{executed['notebook']} took {executed['wall_s']} s"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_dry_runs_the_full_code_paths(name):
+    """The full profile with steps and sizes cut finishes; the dry table differs from full
+    only in the few settings that cut it."""
+    data = run.run(name, "dry")
+    assert data["profile"] == "dry" and data["wall_s"] > 0
+    if not data["cached"]:
+        assert data["wall_s"] <= 1.5 * BUDGET_S["dry"], f"{name} at dry took {data['wall_s']} s"
+    scales = run.chapters.scales(name)
+    assert scales is not None, f"{name}: no moderndl.<package>.scales with its profile table"
+    profiles.check_table(scales.TABLE)

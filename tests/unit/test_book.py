@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from moderndl import book
+from moderndl import stage as book
 
 from ..conftest import REPO
 
@@ -23,7 +23,10 @@ def _claim(id_, ours, holds, scope="all"):
             "profile": "smoke", "holds": holds, "scope": scope, "note": ""}
 
 
-def test_claims_ledger_shows_build_beside_full_record(book_root):
+def test_claims_ledger_shows_build_beside_laptop_and_full_records(book_root):
+    import shutil
+
+    shutil.copy(REPO / "tests" / "fixtures" / "tiny.ipynb", book_root / "notebooks" / "alpha.ipynb")
     metrics = book_root / "_build" / "metrics"
     metrics.mkdir(parents=True)
     claims = [_claim("c1", 0.95, True), _claim("c2", 0.5, False, "full")]
@@ -31,20 +34,33 @@ def test_claims_ledger_shows_build_beside_full_record(book_root):
     text = book.claims_markdown(["alpha"])
     assert "checks **2** claims; **1** hold" in text
     assert "No full-profile (GPU) record is committed yet" in text
-    assert "| statement c1 | 1 | 0.1 | all | 0.95 ✓ | – |" in text
+    assert "Laptop record: none committed" in text
+    assert "| statement c1 | 1 | 0.1 | all | 0.95 ✓ | – | – |" in text
 
-    record = _sidecar("alpha", [_claim("c2", 0.99, True, "full")], profile="full", device="NVIDIA H100")
+    key = book.run.cache_key(book_root / "notebooks" / "alpha.ipynb", {}, "full")
+    record = {**_sidecar("alpha", [_claim("c2", 0.99, True, "full")], profile="full", device="NVIDIA H100"),
+              "parameters": {}, "code_key": key}
     (book_root / "results" / "full" / "alpha.json").write_text(json.dumps(record))
+    laptop = {**_sidecar("alpha", [_claim("c2", 0.7, False, "full")], profile="laptop"),
+              "parameters": {}, "code_key": "an-older-key", "commit": "0ld0ld"}
+    (book_root / "results" / "laptop").mkdir()
+    (book_root / "results" / "laptop" / "alpha.json").write_text(json.dumps(laptop))
     text = book.claims_markdown(["alpha"])
-    assert "Full record: profile `full` on NVIDIA H100" in text
-    assert "| statement c2 | 1 | 0.1 | full | 0.5 ✗ | 0.99 ✓ |" in text
+    assert "Full record (**current**): profile `full` on NVIDIA H100" in text
+    assert "Laptop record (**stale since 0ld0ld**): profile `laptop`" in text
+    assert "| this build | laptop record (stale since 0ld0ld) | full record (current) |" in text
+    assert "| statement c2 | 1 | 0.1 | full | 0.5 ✗ | 0.7 ✗ | 0.99 ✓ |" in text
+
+    nb = book_root / "notebooks" / "alpha.ipynb"
+    nb.write_text(nb.read_text().replace("Tiny fixture", "Tiny fixture, edited"))
+    assert "Full record (**stale since abc123**)" in book.claims_markdown(["alpha"])
 
 
 def test_stage_without_chapters_drops_them_and_fills_the_ledger(book_root):
     toc = book_root / "_toc.yml"
     toc.write_text(toc.read_text().replace("  - caption: Chapters\n    chapters:\n",
                                            "  - caption: Chapters\n    chapters:\n      - file: notebooks/ghost\n"))
-    with pytest.raises(FileNotFoundError, match="ghost"):
+    with pytest.raises(book.run.RunError, match="ghost has no complete, current run"):
         book.stage()
     src = book.stage(with_chapters=False)
     assert "notebooks/ghost" not in (src / "_toc.yml").read_text()
