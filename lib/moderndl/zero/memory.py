@@ -74,7 +74,7 @@ def validate(n_d: int, stage: int) -> None:
     """Fail loudly on a device count below 1 or a stage outside {0, 1, 2, 3}."""
     if not isinstance(n_d, int) or isinstance(n_d, bool) or n_d < 1:
         raise ValueError(f"N_d (world size) must be an int >= 1, got {n_d!r}")
-    if stage not in STAGES:
+    if not isinstance(stage, int) or isinstance(stage, bool) or stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES} (0 = DP, 1 = P_os, 2 = P_os+g, 3 = P_os+g+p), got {stage!r}")
 
 

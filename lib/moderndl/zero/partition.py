@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.autograd import Variable
+from torch.utils._pytree import tree_flatten
 
 from moderndl.zero import memory
 from moderndl.zero.comm import Comm
@@ -79,40 +82,29 @@ class ZeroConfig:
 
 
 class FlatGroup:
-    """One layer's parameters in a flat buffer padded to ``parts`` equal shards."""
+    """One bucket of parameters in a flat buffer padded to ``parts`` equal shards."""
 
     def __init__(self, params: list[nn.Parameter], parts: int, index: int, dtype: torch.dtype):
         self.params = params
         self.sizes = [p.numel() for p in params]
+        self.offsets = [sum(self.sizes[:i]) for i in range(len(params))]
         self.numel = sum(self.sizes)
         self.padded = math.ceil(self.numel / parts) * parts  # zero padding makes the shards equal
         self.shard_numel = self.padded // parts
         self.lo, self.hi = index * self.shard_numel, (index + 1) * self.shard_numel
         device = params[0].device  # CPU with gloo, CUDA with NCCL
         self.full = torch.zeros(self.padded, dtype=dtype, device=device)  # (padded,)
-        offset = 0
-        for p, n in zip(params, self.sizes, strict=True):
+        for p, n, offset in zip(params, self.sizes, self.offsets, strict=True):
             self.full[offset:offset + n].copy_(p.detach().reshape(-1))  # (n,)
             p.data = self.full[offset:offset + n].view_as(p)  # (n,) -> p.shape, a view into the buffer
-            offset += n
         self.materialized = True
         self.shard: torch.Tensor | None = None  # stage 3: (padded // parts,) parameter shard
         self.grad_full: torch.Tensor | None = None  # stages 0-1: (padded,)
         self.grad_shard: torch.Tensor | None = None  # stages 2-3: (padded // parts,)
-        self.pending = 0  # parameters whose gradient has not arrived yet this backward
+        self.pending = len(params)  # parameters whose gradient has not arrived yet this backward
 
     def own(self, flat: torch.Tensor) -> torch.Tensor:
         return flat[self.lo:self.hi]  # (padded // parts,)
-
-    def flat_grad(self) -> torch.Tensor:
-        """Pack the parameters' gradients into a fresh padded bucket and drop them."""
-        bucket = torch.zeros_like(self.full)  # (padded,)
-        offset = 0
-        for p, n in zip(self.params, self.sizes, strict=True):
-            bucket[offset:offset + n].copy_(p.grad.reshape(-1))  # (n,)
-            p.grad = None
-            offset += n
-        return bucket
 
     def release(self) -> None:
         """Free the gathered parameters; the views stay valid and are refilled by ``gather``."""
@@ -132,6 +124,10 @@ class ZeroDataParallel:
 
     Usage per step: ``loss = loss_fn(model(x)); loss.backward(); engine.step(); engine.zero_grad()``.
     Gradients are averaged over ranks, so each rank's loss is the mean over its own batch.
+    Every rank must run the same graph (the same parameters receive gradients, in the same
+    order), as the collectives of stages 2-3 are issued from backward hooks. A parameter that
+    receives no gradient keeps a zero gradient and, like under ``torch.optim.Adam`` with
+    ``grad=None``, does not move while its moments are zero.
     """
 
     def __init__(self, model: nn.Module, config: ZeroConfig, group: dist.ProcessGroup | None = None):
@@ -158,13 +154,18 @@ class ZeroDataParallel:
         self.masters = [g.own(g.full).float().clone() for g in self.flats]  # [(padded // parts,)]
         hyper = {"lr": config.lr, "betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay}
         self.optimizer = SUPPORTED_OPTIMIZERS[config.optimizer](self.masters, **hyper)
+        # Stages 2-3: one reduce bucket, reused: each gradient is copied into it as backward
+        # produces it and freed; a full bucket is reduce-scattered during backward (DeepSpeed's
+        # reduce bucket). It holds one flat group, so it is the largest group's size.
+        self.bucket = (torch.zeros(max(g.padded for g in self.flats), dtype=config.param_dtype,
+                                   device=self.flats[0].full.device) if self.stage >= 2 else None)  # (max padded,)
+        self._filling: FlatGroup | None = None  # the group whose gradients the bucket holds
+        self._end_queued = False
         for g in self.flats:
             if self.stage <= 1:
                 g.grad_full = torch.zeros_like(g.full)  # (padded,)
-                offset = 0
-                for p, n in zip(g.params, g.sizes, strict=True):
+                for p, n, offset in zip(g.params, g.sizes, g.offsets, strict=True):
                     p.grad = g.grad_full[offset:offset + n].view_as(p)  # autograd accumulates in place
-                    offset += n
             else:
                 g.grad_shard = torch.zeros_like(g.own(g.full))  # (padded // N_d,)
             if self.stage == 3:
@@ -174,32 +175,56 @@ class ZeroDataParallel:
     # -- hooks ---------------------------------------------------------------------------
     def _hook(self, modules: list[nn.Module], flat: FlatGroup) -> None:
         if self.stage >= 2:
-            for p in flat.params:
-                p.register_post_accumulate_grad_hook(lambda p, g=flat: self._grad_ready(g))
+            for p, offset in zip(flat.params, flat.offsets, strict=True):
+                p.register_post_accumulate_grad_hook(lambda p, g=flat, o=offset: self._grad_ready(g, p, o))
         if self.stage == 3:
             (module,) = modules  # stage 3 groups hold exactly one layer
             module.register_forward_pre_hook(lambda m, args, g=flat: g.gather(self.comm))
             module.register_forward_hook(lambda m, args, out, g=flat: self._after_forward(g, out))
 
-    def _after_forward(self, flat: FlatGroup, out: torch.Tensor) -> None:
+    def _after_forward(self, flat: FlatGroup, out: Any) -> None:
         flat.release()
-        flat.pending = len(flat.params)
-        if isinstance(out, torch.Tensor) and out.requires_grad:
-            # The gradient w.r.t. the layer's output arrives just before the layer's own backward:
-            # gather the parameters again, in time for it (Section 5.3).
-            out.register_hook(lambda grad, g=flat: g.gather(self.comm))
+        # The gradient w.r.t. any of the layer's outputs arrives before the layer's own backward:
+        # gather the parameters again, in time for it (Section 5.3). Every output tensor gets the
+        # hook (a layer may return a tuple, a dict, ...); the first one to fire gathers.
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.requires_grad:
+                t.register_hook(lambda grad, g=flat: g.gather(self.comm))
 
-    def _grad_ready(self, flat: FlatGroup) -> None:
-        """Stage 2-3: once a layer's gradients are complete, reduce-scatter them into the shard."""
-        flat.pending = (flat.pending or len(flat.params)) - 1
-        if flat.pending:
+    def _grad_ready(self, flat: FlatGroup, p: nn.Parameter, offset: int) -> None:
+        """Stages 2-3: copy ``p.grad`` into the bucket and free it; reduce-scatter a full bucket."""
+        if not self._end_queued:  # flush what is left when backward ends (parameters without gradients)
+            Variable._execution_engine.queue_callback(self._end_backward)
+            self._end_queued = True
+        if self._filling is not flat:
+            self._flush()  # a gradient of another group: reduce the bucket's partial sum first
+            self._filling = flat
+        self.bucket[offset:offset + p.numel()].add_(p.grad.reshape(-1))  # (n,)
+        p.grad = None
+        flat.pending -= 1
+        if flat.pending == 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Reduce-scatter the bucket into the owned gradient shard of the group it holds."""
+        flat, self._filling = self._filling, None
+        if flat is None:
             return
-        bucket = flat.flat_grad()  # (padded,)
+        bucket = self.bucket[:flat.padded]  # (padded,)
         shard = bucket.new_empty(flat.shard_numel)  # (padded // N_d,)
         self.comm.reduce_scatter(shard, bucket)
-        flat.grad_shard.add_(shard)
+        flat.grad_shard.add_(shard)  # partial sums of one group add up
+        bucket.zero_()
         if self.stage == 3:
             flat.release()
+
+    def _end_backward(self) -> None:
+        self._flush()
+        for g in self.flats:
+            g.pending = len(g.params)
+            if self.stage == 3 and g.materialized:
+                g.release()  # gathered for a backward that produced no gradient for it
+        self._end_queued = False
 
     # -- the step --------------------------------------------------------------------------
     def step(self) -> None:
@@ -230,14 +255,38 @@ class ZeroDataParallel:
 
     # -- inspection (not counted as a step's communication) ----------------------------------
     def state_bytes(self) -> dict[str, int]:
-        """Bytes this rank holds right now, by storage: parameters, gradients, optimizer states."""
+        """Bytes this rank holds between steps, by storage: parameters, gradients, optimizer
+        states (fp32 master shard, moments, step counters), and the stage 2-3 reduce bucket."""
         params = sum(_nbytes(g.full) + (_nbytes(g.shard) if g.shard is not None else 0) for g in self.flats)
         grads = sum(_nbytes(g.grad_full if self.stage <= 1 else g.grad_shard) for g in self.flats)
-        grads += sum(_nbytes(p.grad) for g in self.flats for p in g.params if p.grad is not None
-                     and self.stage >= 2)
         states = [t for s in self.optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
         optimizer = sum(_nbytes(m) for m in self.masters) + sum(_nbytes(t) for t in states)
-        return {"params": params, "grads": grads, "optimizer": optimizer}
+        return {"params": params, "grads": grads, "optimizer": optimizer,
+                "bucket": _nbytes(self.bucket) if self.bucket is not None else 0}
+
+    def named_buffers(self, largest_param: int | None = None) -> dict[str, int]:
+        """Working memory beyond the model states, by name, in bytes, at its largest during a step.
+
+        - ``bucket`` (stages 2-3): the reduce bucket, the largest flat group;
+        - ``reduced_shard``: the reduce-scatter output of the largest group, (padded // N_d,);
+        - ``fresh_grad`` (stages 2-3): one parameter's gradient between autograd and the bucket;
+        - ``gathered`` (stage 3): two layers gathered at once (the one in backward, the next);
+        - ``fp32_grad``: the fp32 copy of the gradient shard the optimizer reads (2-byte dtypes);
+        - ``adam_update``: ``torch.optim.Adam``'s two temporaries of the largest master shard
+          (``sqrt(v)`` and the denominator).
+        """
+        b = self.flats[0].full.element_size()
+        largest = max(g.padded for g in self.flats)
+        shard = max(g.shard_numel for g in self.flats) if self.stage >= 1 else 0
+        master = max(m.numel() for m in self.masters)
+        largest_param = largest_param or max(p.numel() for g in self.flats for p in g.params)
+        out = {"bucket": b * largest if self.stage >= 2 else 0,
+               "reduced_shard": b * shard,
+               "fresh_grad": b * largest_param if self.stage >= 2 else 0,
+               "gathered": 2 * b * largest if self.stage == 3 else 0,
+               "fp32_grad": 4 * master if b != 4 else 0,
+               "adam_update": 2 * 4 * master}
+        return out
 
     def optimizer_elements(self) -> int:
         """Elements of Adam's moments ``exp_avg`` and ``exp_avg_sq`` on this rank."""
