@@ -18,6 +18,7 @@ scalars are averaged over ranks; only modules with trainable parameters are DDP-
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 from collections.abc import Callable, Mapping
@@ -290,14 +291,23 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def ranks(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
-    """``(rank, world_size)``: the given values, else the launch's (accelerate's process state,
-    which every ``Accelerator`` shares), else ``(0, 1)``."""
+    """``(rank, world_size)``: the given values, else the launch's, else ``(0, 1)``.
+
+    The launch is read from accelerate's process state once an ``Accelerator`` exists (every
+    loop's shares it), else from ``RANK`` and ``WORLD_SIZE``, which ``torchrun`` and
+    ``accelerate launch`` set. (Creating accelerate's state here would fix it too early: on a
+    CPU-only machine it only becomes multi-process when created with ``cpu=True``.)
+    """
     if rank is None or world_size is None:
         from accelerate.state import PartialState
 
-        state = PartialState()
-        rank = state.process_index if rank is None else rank
-        world_size = state.num_processes if world_size is None else world_size
+        if PartialState._shared_state:
+            state = PartialState()
+            launch = state.process_index, state.num_processes
+        else:
+            launch = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        rank = launch[0] if rank is None else rank
+        world_size = launch[1] if world_size is None else world_size
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside [0, {world_size})")
     return rank, world_size
