@@ -11,14 +11,16 @@ from pathlib import Path
 
 
 def root() -> Path:
-    """The book root: ``$MODERNDL_ROOT``, else the nearest parent holding ``_config.yml``."""
+    """The book root: ``$MODERNDL_ROOT``, else the nearest parent of the working directory
+    holding the book (``_config.yml`` and ``lib/moderndl``), else the working directory itself:
+    a notebook opened alone (Colab, a bare folder) writes its ``_build`` beside itself."""
     if env := os.environ.get("MODERNDL_ROOT"):
         return Path(env).resolve()
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for folder in (start, *start.parents):
-            if (folder / "_config.yml").is_file() and (folder / "lib" / "moderndl").is_dir():
-                return folder
-    return Path.cwd().resolve()
+    start = Path.cwd().resolve()
+    for folder in (start, *start.parents):
+        if (folder / "_config.yml").is_file() and (folder / "lib" / "moderndl").is_dir():
+            return folder
+    return start
 
 
 def build() -> Path:
