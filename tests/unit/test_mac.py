@@ -1,14 +1,15 @@
-"""MAC units against the paper's equations written out by hand; network, baselines, bad input, EMA."""
+"""MAC units against the paper's equations written out by hand; network, baselines, bad input, EMA,
+the reference-code variant, and the benchmark's step against torch's own Adam."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from moderndl.mac import ControlUnit, MACCell, MACConfig, MACNetwork, OptimConfig, ReadUnit, WriteUnit
-from moderndl.mac.attention import attention_on_references
+from moderndl.mac import ControlUnit, MACCell, MACConfig, MACNetwork, MACRecipe, ReadUnit, WriteUnit
 from moderndl.mac.baselines import CNNLSTM, QuestionLSTM
-from moderndl.mac.training import EMA, questions_per_second
+from moderndl.mac.network import cross_entropy
+from moderndl.mac.training import make_ema, throughput
 
 
 def cfg(**kw) -> MACConfig:
@@ -27,7 +28,7 @@ def batch(c: MACConfig, B: int = 4, T: int = 6):
 
 
 def test_paper_defaults():
-    c, o = MACConfig(num_words=10, num_classes=5), OptimConfig()
+    c, o = MACConfig(num_words=10, num_classes=5), MACRecipe()
     assert (c.d, c.p, c.embed_dim, c.grid) == (512, 12, 300, 14)
     assert (o.lr, o.batch_size, o.ema_decay, o.grad_clip) == (1e-4, 64, 0.999, 8.0)
 
@@ -126,6 +127,16 @@ def test_network_shapes_and_padding_invariance():
 def test_bad_input_errors_name_it():
     with pytest.raises(ValueError, match="p .*must be an int >= 1"):
         cfg(p=0)
+    with pytest.raises(TypeError, match=r"MACConfig\.p must be an int, got True"):
+        cfg(p=True)
+    with pytest.raises(TypeError, match=r"MACConfig\.d must be an int, got '64'"):
+        cfg(d="64")
+    with pytest.raises(TypeError, match=r"MACConfig\.dropout must be a float"):
+        cfg(dropout="0.1")
+    with pytest.raises(ValueError, match="variant"):
+        cfg(variant="tf")
+    with pytest.raises(TypeError, match=r"MACRecipe\.steps must be an int"):
+        MACRecipe(steps=10.0)
     c = cfg()
     model = MACNetwork(c)
     images, tokens, lengths = batch(c)
@@ -151,39 +162,84 @@ def test_baselines():
     assert out.shape == (4, 7) and not torch.allclose(out, seeing(255 - images, tokens, lengths))
 
 
-def test_ema_is_the_moving_average():
+def test_ema_is_the_moving_average_of_parameters_and_buffers():
     torch.manual_seed(0)
-    model = torch.nn.Linear(3, 2)
-    ema = EMA(model, decay=0.75)
-    start = model.weight.detach().clone()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = make_ema(model, decay=0.75)
+    assert not any(p.requires_grad for p in ema.parameters())
+    ema.update_parameters(model)  # the first update copies
+    start = [t.detach().clone() for t in (*model.parameters(), model[1].running_mean)]
     with torch.no_grad():
-        model.weight.add_(1.0)
-    ema.update(model)
-    torch.testing.assert_close(ema.model.weight, 0.75 * start + 0.25 * model.weight)
-    other = EMA(torch.nn.Linear(3, 2), decay=0.5)
-    other.load_state_dict(ema.state_dict())
-    assert other.decay == 0.75 and torch.equal(other.model.weight, ema.model.weight)
+        model[0].weight.add_(1.0)
+    model.train()(torch.randn(8, 3))  # moves the BatchNorm statistics
+    ema.update_parameters(model)
+    now = (*model.parameters(), model[1].running_mean)
+    averaged = (*ema.module.parameters(), ema.module[1].running_mean)
+    for a, before, after in zip(averaged, start, now, strict=True):
+        torch.testing.assert_close(a, 0.75 * before + 0.25 * after.detach())
     with pytest.raises(ValueError, match="decay"):
-        EMA(model, decay=1.0)
+        make_ema(model, decay=1.0)
 
 
-def test_attention_score_uniform_and_focused():
-    coverage = torch.zeros(1, 4, 4)
-    coverage[0, 1, 2] = 1.0
-    coverage[0, 0, 0] = 0.5
-    uniform = torch.full((1, 2, 4, 4), 1 / 16)
-    focused = torch.zeros(1, 2, 4, 4)
-    focused[0, :, 1, 2] = 1.0
-    s = attention_on_references(uniform, coverage)
-    torch.testing.assert_close(s["mean"], s["uniform"])
-    assert float(attention_on_references(focused, coverage)["mean"]) == 1.0
-
-
-def test_throughput_benchmark_runs_on_cpu():
+def test_benchmark_times_the_training_step_torch_adam_would_take():
+    """``throughput`` runs warmup + repeats real steps: Adam + clip + EMA, equal to torch's own loop."""
     c = cfg()
     images, tokens, lengths = batch(c)
-    qps = questions_per_second(MACNetwork(c), (images, tokens, lengths, torch.zeros(4, dtype=torch.int64)), steps=2)
-    assert qps > 0
+    answers = torch.tensor([0, 1, 2, 3])
+    recipe = MACRecipe(lr=1e-2, batch_size=4, steps=1, grad_clip=0.5)
+    torch.manual_seed(0)
+    timed = MACNetwork(c)
+    reference = MACNetwork(c)
+    reference.load_state_dict(timed.state_dict())
+    result = throughput(timed, (images, tokens, lengths, answers), recipe, warmup=1, repeats=2, cpu=True)
+    assert result["items_per_step"] == 4 and result["repeats"] == 2
+    assert result["items_per_s"] == pytest.approx(4 / result["median_s"])
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    for _ in range(3):  # warmup + repeats
+        loss, _ = cross_entropy(reference.train(), (images, tokens, lengths, answers))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.5)
+        optimizer.step()
+    for a, b in zip(timed.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_reference_variant_follows_the_authors_code():
+    torch.manual_seed(4)
+    c = cfg(variant="reference", memory_gate=True, self_attention=True)
+    unit = ControlUnit(c)
+    q, words = torch.randn(2, c.d), torch.randn(2, 5, c.d)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    a, _ = unit(0, torch.randn(2, c.d), q, words, mask)
+    b, _ = unit(0, torch.randn(2, c.d), q, words, mask)
+    torch.testing.assert_close(a, b)  # no c_{i-1} input
+    cq = torch.tanh(unit.position_aware[0](q))  # the reference's control input
+    ca = unit.score(cq[:, None] * words).squeeze(-1)
+    torch.testing.assert_close(a, torch.einsum("bs,bsd->bd", torch.softmax(ca, -1), words))
+    write = WriteUnit(c)
+    torch.testing.assert_close(torch.sigmoid(-write.gate.bias), torch.sigmoid(torch.tensor([1.0])))
+    cell, kb = MACCell(c).eval(), torch.randn(2, 4, c.d)
+    before = cell(q, words, mask, kb)[0]
+    with torch.no_grad():
+        cell.c0.add_(5.0)  # unused: the reference starts from the question
+    torch.testing.assert_close(cell(q, words, mask, kb)[0], before)
+    read = ReadUnit(c).eval()
+    ctrl, mem, kb = torch.randn(2, c.d), torch.randn(2, c.d), torch.randn(2, 4, c.d)
+    inter = torch.nn.functional.elu(read.combine(torch.cat(
+        [read.memory_proj(mem)[:, None] * read.kb_proj(kb), kb], -1)))  # ELU after r2
+    ra = read.score(torch.nn.functional.elu(ctrl[:, None] * inter)).squeeze(-1)  # and after the control product
+    torch.testing.assert_close(read(ctrl, mem, kb)[1], torch.softmax(ra, -1))
+
+
+def test_variational_memory_dropout_keeps_one_mask_for_all_steps():
+    c = cfg(variant="reference", dropout=0.5, p=4)
+    cell = MACCell(c).train()
+    masks = []
+    cell.read.register_forward_hook(lambda mod, args, out: masks.append(args[3]))
+    cell(torch.randn(3, c.d), torch.randn(3, 5, c.d), torch.ones(3, 5, dtype=torch.bool), torch.randn(3, 4, c.d))
+    assert len(masks) == 4 and all(torch.equal(m, masks[0]) for m in masks)
+    assert set(masks[0].unique().tolist()) <= {0.0, 2.0}
 
 
 def test_patch_stem_with_1x1_projection_keeps_cells_local():

@@ -12,6 +12,14 @@ m_i = \\mathrm{Write}(m_{i-1}, r_i, c_i).$$
 The control unit attends over the question words $cw_s$, the read unit over the
 knowledge-base regions $k_{h,w}$; both attentions are kept so the reasoning can be shown.
 Equation names (c1, r3.2, w2, ...) are the paper's.
+
+``MACConfig.variant = "reference"`` switches to the CLEVR settings of the authors' code
+(stanfordnlp/mac-network, ``configs/args.txt``), which differ from the paper in five places:
+the initial control is the question $q$ (not a learned $c_0$); the control unit does not see
+$c_{i-1}$, so $cq_i = \tanh(W_i q + b_i)$; the read unit applies ELU after r2 and after the
+product with the control; the memory dropout mask is drawn once per question and kept for
+all steps (variational); and the memory gate's bias starts at 1 towards the new memory.
+With self-attention, the reference also attends over $(c_0, m_0)$, so it is active at step 1.
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ class ControlUnit(nn.Module):
     def __init__(self, cfg: MACConfig):
         super().__init__()
         d = cfg.d
+        self.paper = cfg.variant == "paper"
         # q_i = W_i^{d x d} q + b_i: a position-aware question for each step (Sec. 3.2.1)
         self.position_aware = nn.ModuleList([nn.Linear(d, d) for _ in range(cfg.p)])
-        self.combine = nn.Linear(2 * d, d)  # c1: cq_i = W^{d x 2d}[c_{i-1}, q_i] + b^d
+        if self.paper:  # the reference code feeds no c_{i-1}: cq_i = tanh(q_i)
+            self.combine = nn.Linear(2 * d, d)  # c1: cq_i = W^{d x 2d}[c_{i-1}, q_i] + b^d
         self.score = nn.Linear(d, 1)  # c2.1: ca_{i,s} = W^{1 x d}(cq_i * cw_s) + b^1
 
     def forward(self, step: int, c_prev: torch.Tensor, q: torch.Tensor, words: torch.Tensor,
@@ -40,7 +50,10 @@ class ControlUnit(nn.Module):
         Returns the control ``c_i`` (B, d) and its attention ``cv_i`` (B, S).
         """
         q_i = self.position_aware[step](q)  # (B, d)
-        cq = self.combine(torch.cat([c_prev, q_i], dim=-1))  # (B, d)             c1
+        if self.paper:
+            cq = self.combine(torch.cat([c_prev, q_i], dim=-1))  # (B, d)         c1
+        else:
+            cq = torch.tanh(q_i)  # (B, d): the reference code's control input
         ca = self.score(cq[:, None, :] * words).squeeze(-1)  # (B, S)             c2.1
         ca = ca.masked_fill(~mask, float("-inf"))  # padding gets no attention
         cv = torch.softmax(ca, dim=-1)  # (B, S)                                  c2.2
@@ -60,16 +73,19 @@ class ReadUnit(nn.Module):
         # r3.1 is printed with W^{d x d}; it must give one logit per region, so W^{1 x d} as in the official code
         self.score = nn.Linear(d, 1)
         self.dropout = nn.Dropout(cfg.dropout)  # Appendix A: dropout on the memory
+        self.act = nn.ELU() if cfg.variant == "reference" else nn.Identity()  # the reference's ELUs
 
-    def forward(self, c: torch.Tensor, m_prev: torch.Tensor, kb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``c``, ``m_prev``: (B, d); ``kb``: (B, N, d) with N = H*W regions.
+    def forward(self, c: torch.Tensor, m_prev: torch.Tensor, kb: torch.Tensor,
+                memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``c``, ``m_prev``: (B, d); ``kb``: (B, N, d) with N = H*W regions; ``memory_mask``
+        (B, d): a variational dropout mask used instead of fresh dropout.
 
         Returns the retrieved ``r_i`` (B, d) and the read attention ``rv_i`` (B, N).
         """
-        m = self.dropout(m_prev)
+        m = self.dropout(m_prev) if memory_mask is None else m_prev * memory_mask
         interaction = self.memory_proj(m)[:, None, :] * self.kb_proj(kb)  # (B, N, d)    r1
-        interaction = self.combine(torch.cat([interaction, kb], dim=-1))  # (B, N, d)    r2
-        ra = self.score(c[:, None, :] * interaction).squeeze(-1)  # (B, N)               r3.1
+        interaction = self.act(self.combine(torch.cat([interaction, kb], dim=-1)))  # (B, N, d)  r2
+        ra = self.score(self.act(c[:, None, :] * interaction)).squeeze(-1)  # (B, N)     r3.1
         rv = torch.softmax(ra, dim=-1)  # (B, N)                                          r3.2
         r = torch.einsum("bn,bnd->bd", rv, kb)  # (B, d)                                  r3.3
         return r, rv
@@ -93,6 +109,8 @@ class WriteUnit(nn.Module):
             self.info_proj = nn.Linear(d, d)  # w2.3: W_p m_info + b
         if cfg.memory_gate:
             self.gate = nn.Linear(d, 1)  # w3: c'_i = W^{1 x d} c_i + b^1
+            if cfg.variant == "reference":  # gate bias 1 towards the new memory: sigma(-1) on m_{i-1}
+                nn.init.constant_(self.gate.bias, -1.0)
 
     def forward(self, c: torch.Tensor, r: torch.Tensor, m_prev: torch.Tensor,
                 past_c: list[torch.Tensor], past_m: list[torch.Tensor]) -> torch.Tensor:
@@ -124,13 +142,19 @@ class MACCell(nn.Module):
         """Run all ``p`` steps. Returns the final memory (B, d), control attentions (B, p, S)
         and read attentions (B, p, N)."""
         B = q.shape[0]
-        c, m = self.c0.expand(B, -1), self.m0.expand(B, -1)  # (B, d) each
-        past_c: list[torch.Tensor] = []
-        past_m: list[torch.Tensor] = []
+        reference = self.cfg.variant == "reference"
+        c = q if reference else self.c0.expand(B, -1)  # (B, d): the reference starts from the question
+        m = self.m0.expand(B, -1)  # (B, d)
+        past_c: list[torch.Tensor] = [c] if reference else []  # the reference's self-attention sees (c_0, m_0)
+        past_m: list[torch.Tensor] = [m] if reference else []
+        memory_mask = None
+        if reference and self.training and self.cfg.dropout > 0:  # variational: one mask for all steps
+            keep = 1.0 - self.cfg.dropout
+            memory_mask = torch.bernoulli(torch.full_like(m, keep)) / keep  # (B, d)
         cvs, rvs = [], []
         for step in range(self.cfg.p):
             c, cv = self.control(step, c, q, words, mask)
-            r, rv = self.read(c, m, kb)
+            r, rv = self.read(c, m, kb, memory_mask)
             m = self.write(c, r, m, past_c, past_m)  # attends over steps j < i (w2)
             past_c.append(c)
             past_m.append(m)

@@ -12,7 +12,27 @@ Chapters scale these down only through their profile table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+VARIANTS = ("paper", "reference")
+
+
+def check_fields(obj) -> None:
+    """Every field has the type its annotation names (an int is a valid float; a bool is not an int).
+
+    ``MACConfig(p=True)`` or ``MACConfig(d="64")`` fail here with the field's name, before
+    any comparison can fail with a bare ``TypeError``.
+    """
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+    for f in fields(obj):
+        want = kinds.get(str(f.type))
+        value = getattr(obj, f.name)
+        if want is None:
+            continue
+        if (isinstance(value, bool) and bool not in want) or not isinstance(value, want):
+            article = "an" if str(f.type) == "int" else "a"
+            raise TypeError(f"{type(obj).__name__}.{f.name} must be {article} {f.type}, "
+                            f"got {value!r} ({type(value).__name__})")
 
 
 @dataclass(frozen=True)
@@ -24,7 +44,7 @@ class MACConfig:
     image_size: int = 224  # ResNet input of the paper (its knowledge base is 14 x 14)
     d: int = 512  # Sec. 4: "hidden state dimension d = 512"
     p: int = 12  # Sec. 4: p = 12 reasoning steps
-    embed_dim: int = 300  # Sec. 3.1: 300-d GloVe word vectors
+    embed_dim: int = 300  # Sec. 3.1: 300-d word vectors, here randomly initialised and learned (no GloVe offline)
     stem_channels: int = 128  # pixel stem width (the paper reads 1024 ResNet-101 conv4 channels instead)
     stem_layers: int = 4  # stride-2 conv layers: 224 -> 14, the paper's 14 x 14 knowledge base
     stem: str = "conv"  # "conv": stride-2 layers; "patch": one conv with kernel = stride = patch (cells)
@@ -35,9 +55,13 @@ class MACConfig:
     memory_gate: bool = False  # Eq. w3; helps in the low-data regime (Sec. 4.3)
     dropout: float = 0.15  # Appendix A: dropout 0.85 keep probability
     unknown: str = "error"  # a token id >= num_words: "error" or "unk" (map to UNK = 1)
+    variant: str = "paper"  # "reference": stanfordnlp/mac-network's CLEVR settings (see ``cell``)
 
     def __post_init__(self):
-        if not isinstance(self.p, int) or self.p < 1:
+        check_fields(self)
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant={self.variant!r}; valid: {VARIANTS}")
+        if self.p < 1:
             raise ValueError(f"p (the number of reasoning steps) must be an int >= 1, got {self.p!r}")
         if self.d < 2 or self.d % 2:
             raise ValueError(f"d must be an even int >= 2 (the biLSTM splits it in two), got {self.d!r}")
@@ -60,11 +84,18 @@ class MACConfig:
 
 
 @dataclass(frozen=True)
-class OptimConfig:
-    """Training of Sec. 4 / Appendix A."""
+class MACRecipe:
+    """The training recipe of Sec. 4 / Appendix A."""
 
     lr: float = 1e-4  # Adam learning rate
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch
     ema_decay: float = 0.999  # exponential moving average of the weights
-    grad_clip: float = 8.0  # max global gradient norm
+    grad_clip: float = 8.0  # max global gradient norm (the reference code's gradMaxNorm)
     steps: int = 100_000  # about 9 epochs of CLEVR's 700k questions at batch 64
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.lr <= 0 or self.batch_size < 1 or self.steps < 1 or self.grad_clip <= 0:
+            raise ValueError(f"need lr > 0, batch_size >= 1, steps >= 1 and grad_clip > 0; got {self}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")

@@ -21,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from moderndl.mac.cell import MACCell
 from moderndl.mac.config import MACConfig
 
-UNK_ID = 1  # moderndl.data.clevr: PAD = 0, UNK = 1
+UNK_ID = 1  # moderndl.mac.world: PAD = 0, UNK = 1
 
 
 def check_tokens(tokens: torch.Tensor, num_words: int, unknown: str) -> torch.Tensor:

@@ -1,64 +1,53 @@
-"""Training MAC and its baselines as the paper does, through ``moderndl.train.fit``.
+"""Training MAC and its baselines as the paper does, on the book's ``moderndl.train.Loop``.
 
 Hudson & Manning (2018), arXiv:1803.03067, Appendix A: Adam (lr 1e-4), batch 64, gradient
 clipping, and an exponential moving average of the weights used for evaluation,
 
 $$\\bar\\theta_t = \\beta\\,\\bar\\theta_{t-1} + (1 - \\beta)\\,\\theta_t,\\qquad \\beta = 0.999 .$$
 
-The EMA is updated in ``fit``'s ``after_step`` and checkpointed as extra state; the clip is
-``TrainConfig.grad_clip``. Evaluation reports accuracy per question family.
+The EMA is torch's ``AveragedModel`` with the EMA average function over parameters and
+buffers (BatchNorm statistics); it lives wherever the loop puts the model, and is
+checkpointed with it. One step function (:func:`training_step`) is both what trains and
+what the throughput benchmark times. Evaluation reports accuracy per question family.
 """
 
 from __future__ import annotations
 
-import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from moderndl import measure
-from moderndl.data.clevr import VQAData
-from moderndl.mac.config import OptimConfig
+from moderndl.mac.config import MACRecipe
 from moderndl.mac.network import cross_entropy
-from moderndl.train import TrainConfig, batches, fit
+from moderndl.mac.world import VQAData
+from moderndl.train import Loop, TrainConfig, batches, to_device
 
 
-class EMA:
-    """The moving average of Appendix A, over parameters and buffers (BatchNorm statistics)."""
+def make_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """Appendix A's moving average: ``AveragedModel`` with the EMA rule, buffers included.
 
-    def __init__(self, model: nn.Module, decay: float):
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"ema decay must be in [0, 1), got {decay}")
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int | None = None) -> None:
-        """theta_bar <- beta theta_bar + (1 - beta) theta; buffers are copied."""
-        for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
-            ema_p.lerp_(p.detach().to(ema_p.device), 1.0 - self.decay)
-        for ema_b, b in zip(self.model.buffers(), model.buffers(), strict=True):
-            ema_b.copy_(b)
-
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "model": self.model.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.decay = state["decay"]
-        self.model.load_state_dict(state["model"])
+    The first ``update_parameters`` copies the weights; each later one applies the rule of
+    the module docstring. The copy needs no gradients, so the loop moves it beside the model
+    and never wraps it in DDP.
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"ema decay must be in [0, 1), got {decay}")
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return ema.requires_grad_(False).eval()
 
 
 def sampler(data: VQAData, tokens: torch.Tensor, lengths: torch.Tensor, *, batch_size: int,
             seed: int) -> Callable[[int], tuple[torch.Tensor, ...]]:
-    """Step-indexed batches ``(images, tokens, lengths, answers)``; images gathered per step."""
+    """Step-indexed batches ``(images, tokens, lengths, answers)`` of this rank's slice of the
+    global ``batch_size``; images gathered per step."""
     index = batches(torch.arange(len(data)), batch_size=batch_size, seed=seed)
 
     def data_at(t: int) -> tuple[torch.Tensor, ...]:
-        (idx,) = index(t)  # (B,)
+        (idx,) = index(t)  # (batch_size // world_size,)
         return data.images[data.scene[idx]], tokens[idx], lengths[idx], data.answers[idx]
 
     return data_at
@@ -68,48 +57,87 @@ class AccuracyMonitor:
     """Every ``every`` steps, the EMA model's accuracy on ``val``; notes when it first reaches ``target``.
 
     Gives the benchmark "time to 98% accuracy": ``reached`` is ``(step, seconds)`` or ``None``.
+    ``val`` is whatever the model trains on: the generated world, or the user's CLEVR.
     """
 
-    def __init__(self, val: VQAData, every: int, target: float = 0.98, device="cpu"):
-        self.val, self.every, self.target, self.device = val, every, target, device
-        self.tokens, self.lengths = val.encode()
+    def __init__(self, val: VQAData, tokens: torch.Tensor, lengths: torch.Tensor, every: int,
+                 target: float = 0.98, device="cpu"):
+        self.val, self.tokens, self.lengths = val, tokens, lengths
+        self.every, self.target, self.device = every, target, device
         self.curve: list[tuple[int, float, float]] = []  # (step, seconds, accuracy)
         self.reached: tuple[int, float] | None = None
         self.start = time.perf_counter()
 
-    def __call__(self, ema: EMA, step: int) -> None:
+    def __call__(self, ema: nn.Module, step: int) -> None:
         if self.every <= 0 or (step + 1) % self.every:
             return
         seconds = time.perf_counter() - self.start
-        acc = float((predict(ema.model, self.val, self.tokens, self.lengths, device=self.device)
+        acc = float((predict(ema, self.val, self.tokens, self.lengths, device=self.device)
                      == self.val.answers).float().mean())
         self.curve.append((step + 1, seconds, acc))
         if self.reached is None and acc >= self.target:
             self.reached = (step + 1, seconds)
 
 
-def train(model: nn.Module, data: VQAData, tokens: torch.Tensor, lengths: torch.Tensor, opt: OptimConfig, *,
-          seed: int, desc: str = "mac", checkpoint_dir=None, mixed_precision: str = "no",
-          compile: bool = False, resume: bool = False,
-          monitor: AccuracyMonitor | None = None) -> tuple[list[dict], EMA]:
-    """Adam + clip + EMA for ``opt.steps`` steps; returns the history and the EMA (evaluate ``ema.model``)."""
-    if torch.cuda.is_available():
-        model.to("cuda")  # the loop's device, so that the EMA copy lives beside the weights it averages
-    ema = EMA(model, opt.ema_decay)
+def make_loop(model: nn.Module, recipe: MACRecipe, *, desc: str = "mac", checkpoint_dir=None,
+              mixed_precision: str = "no", compile: bool = False, cpu: bool = False,
+              progress: bool = True) -> Loop:
+    """The loop of Appendix A: the model, Adam and the EMA, prepared together."""
+    config = TrainConfig(steps=recipe.steps, log_every=10, grad_clip=recipe.grad_clip, desc=desc,
+                         checkpoint_dir=checkpoint_dir, mixed_precision=mixed_precision, compile=compile,
+                         cpu=cpu, progress=progress)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    return Loop(config, model=model, optimizer=optimizer, ema=make_ema(model, recipe.ema_decay))
 
-    def after_step(model: nn.Module, step: int) -> None:
-        ema.update(model)
+
+def training_step(loop: Loop, monitor: AccuracyMonitor | None = None) -> Callable[[tuple, int], Mapping]:
+    """One step of Appendix A: cross-entropy, backward, global-norm clip, Adam, EMA update."""
+    model, optimizer, ema = loop["model"], loop["optimizer"], loop["ema"]
+    clip = loop.config.grad_clip
+
+    def step(batch: tuple[torch.Tensor, ...], t: int) -> Mapping[str, torch.Tensor]:
+        model.train()
+        with loop.autocast():
+            loss, logs = cross_entropy(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loop.backward(loss)
+        if clip is not None:
+            loop.accelerator.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        ema.update_parameters(loop.unwrap("model"))
         if monitor is not None:
-            monitor(ema, step)
+            monitor(ema.module, t)
+        return {"loss": loss.detach(), **logs}
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
-    config = TrainConfig(steps=opt.steps, log_every=10, grad_clip=opt.grad_clip, desc=desc,
-                         checkpoint_dir=checkpoint_dir, mixed_precision=mixed_precision, compile=compile)
-    history, loop = fit(model, optimizer, cross_entropy, sampler(data, tokens, lengths, batch_size=opt.batch_size,
-                                                                 seed=seed),
-                        config, after_step=after_step, resume=resume, ema=ema)
-    ema.model.to(loop.device)
-    return history, ema
+    return step
+
+
+def train(model: nn.Module, data: VQAData, tokens: torch.Tensor, lengths: torch.Tensor, recipe: MACRecipe, *,
+          seed: int, resume: bool = False, monitor: AccuracyMonitor | None = None,
+          **loop_options) -> tuple[list[dict], nn.Module]:
+    """Train for ``recipe.steps`` steps; returns the history and the EMA model to evaluate.
+
+    ``loop_options`` go to :func:`make_loop` (``desc``, ``checkpoint_dir``, ``mixed_precision``,
+    ``compile``, ``cpu``, ``progress``).
+    """
+    loop = make_loop(model, recipe, **loop_options)
+    data_at = sampler(data, tokens, lengths, batch_size=recipe.batch_size, seed=seed)
+    history = loop.run(training_step(loop, monitor), data_at, resume=resume)
+    return history, loop["ema"].module
+
+
+def throughput(model: nn.Module, batch: tuple[torch.Tensor, ...], recipe: MACRecipe, *, warmup: int = 3,
+               repeats: int = 10, **loop_options) -> dict[str, float]:
+    """Training questions per second of :func:`training_step` (the one that trains) on ``batch``.
+
+    ``measure.train_throughput``'s shape; ``loop_options`` (``mixed_precision="bf16"``,
+    ``compile=True``, ``cpu``) set the loop up as a training run would. The warm-up
+    steps include compilation.
+    """
+    loop = make_loop(model, recipe, desc="benchmark", progress=False, **loop_options)
+    step, on_device = training_step(loop), to_device(batch, loop.device)
+    return measure.train_throughput(lambda: step(on_device, 0), len(batch[0]), warmup=warmup, repeats=repeats,
+                                    device=loop.device)
 
 
 @torch.no_grad()
@@ -127,50 +155,18 @@ def predict(model: nn.Module, data: VQAData, tokens: torch.Tensor, lengths: torc
 
 
 def accuracy_by_family(pred: torch.Tensor, data: VQAData) -> dict[str, float]:
-    """Accuracy overall, per family, and on relate questions of 2+ hops (``relate_multi``)."""
+    """Accuracy overall, per family, on relate questions of 2+ hops (``relate_multi``) and per
+    hop count (``relate_1``, ``relate_2``, ...)."""
     correct = (pred == data.answers).float()  # (Q,)
     acc = {"overall": float(correct.mean())}
     for f, name in enumerate(data.family_names):
         sel = data.families == f
         if sel.any():
             acc[name] = float(correct[sel].mean())
-    multi = (data.hops >= 2) & (data.families == data.family_names.index("relate"))
+    relate = data.families == data.family_names.index("relate")
+    multi = (data.hops >= 2) & relate
     if multi.any():
         acc["relate_multi"] = float(correct[multi].mean())
+    for h in data.hops[relate].unique().tolist():
+        acc[f"relate_{h}"] = float(correct[relate & (data.hops == h)].mean())
     return acc
-
-
-def majority_by_family(train: VQAData, test: VQAData) -> dict[str, float]:
-    """Accuracy on ``test`` of guessing each family's most frequent ``train`` answer."""
-    out = {}
-    for f, name in enumerate(test.family_names):
-        tr, te = train.answers[train.families == f], test.answers[test.families == f]
-        if len(tr) and len(te):
-            out[name] = float((te == torch.mode(tr).values).float().mean())
-    return out
-
-
-def questions_per_second(model: nn.Module, batch: tuple[torch.Tensor, ...], *, steps: int = 20,
-                         bf16: bool = False, compile: bool = False, lr: float = 1e-4) -> float:
-    """Training throughput (questions/s) of Adam steps on one repeated batch: the median step time.
-
-    On CUDA, ``bf16`` autocasts and ``compile`` wraps the model in ``torch.compile``; both
-    are the chapter's GPU benchmark (eager against bf16 + compile, same run, same device).
-    """
-    device = batch[0].device
-    model = model.to(device).train()
-    step_model = torch.compile(model) if compile else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    dtype = torch.bfloat16 if bf16 else torch.float32
-
-    def one_step():
-        with torch.autocast(device.type, dtype=dtype, enabled=bf16):
-            loss, _ = cross_entropy(step_model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 8.0)
-        optimizer.step()
-
-    timing = measure.time_it(one_step, warmup=3, repeats=steps, device=device)  # warm-up includes compilation
-    return batch[0].shape[0] / timing["median_s"]
-

@@ -1,28 +1,22 @@
-"""A procedurally generated CLEVR-like world: 2D scenes, templated questions, answers.
+"""A procedurally generated CLEVR-like world: 2D scenes, their objects, pixels and words.
 
 CLEVR (Johnson et al. 2017, "CLEVR: A Diagnostic Dataset for Compositional Language and
 Elementary Visual Reasoning", arXiv:1612.06890) is 18 GB of rendered 3D scenes. This module
-builds a small stand-in with the same ingredients, generated in seconds on a CPU:
+and :mod:`moderndl.mac.questions` build a small stand-in with the same ingredients,
+generated in seconds on a CPU:
 
-- scenes of objects that vary in shape, colour, size and position, rendered to RGB images;
-- questions in natural-language templates from five program families (``query``, ``exist``,
-  ``count``, ``compare``, ``relate`` chained up to ``max_hops``), answers from a fixed vocabulary;
-- answers balanced within each family: the generator draws a target answer first (cycling
-  through the family's answers) and rejection-samples (scene, question) until it matches,
-  so no family is answerable by a majority guess above 50% (CLEVR balances the same way);
-- each object's parameters (hence its mask and box) and the objects each question refers
-  to, so attention can be scored.
+- here: scenes of objects that vary in shape, colour, size and position, rendered to RGB
+  images, each object's parameters (hence its mask and box), and the vocabularies;
+- in ``questions``: templated questions of five program families with balanced answers.
 
-Relations are functions, so chains stay unambiguous: ``left of X`` is the nearest object
-whose centre lies left of X's, ``right of X`` likewise, ``closest to X`` the object
-with the nearest centre. The task is supervised classification,
+Like CLEVR's renderer, the world keeps objects apart: centres are at least ``spacing``
+cells of the knowledge-base grid (``resolution`` x ``resolution``) apart, so no two objects
+share a cell at the resolution the model reads. The task is supervised classification,
 $\\min_\\theta \\mathbb{E}_{(I, q, a)}[-\\log p_\\theta(a \\mid I, q)]$.
 """
 
 from __future__ import annotations
 
-import math
-import random
 import re
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -55,7 +49,10 @@ class WorldConfig:
     families: tuple[str, ...] = FAMILIES
     questions_per_scene: int = 10  # CLEVR has about 10 questions per image
     radii: tuple[float, float] = (0.08, 0.13)  # small / large radius as a fraction of image_size (fits 6 objects)
-    cells: int = 0  # > 0: centres snap to a cells x cells grid, one object per cell (an easier smoke world)
+    cells: int = 0  # > 0: centres snap to a cells x cells grid, one object per cell (an easier world)
+    resolution: int = 8  # the knowledge-base grid the answers must be clear at: 64 px / 8 = 8-px cells
+    spacing: float = 1.0  # min distance between centres, in knowledge-base cells (CLEVR: min_dist)
+    margin: float = 0.4  # min lead of a relation's answer over the runner-up, in cells (CLEVR: margin)
 
     def __post_init__(self):
         if self.image_size < 16:
@@ -74,6 +71,15 @@ class WorldConfig:
             raise ValueError(f"max_hops must be >= 1, got {self.max_hops}")
         if self.cells and (self.cells**2 < self.max_objects or self.image_size % self.cells):
             raise ValueError(f"cells={self.cells} must divide image_size={self.image_size} and hold max_objects")
+        if not isinstance(self.resolution, int) or not 1 <= self.resolution <= self.image_size:
+            raise ValueError(f"resolution={self.resolution!r} must be an int in [1, image_size={self.image_size}]")
+        if self.spacing < 0 or self.margin < 0:
+            raise ValueError(f"spacing={self.spacing} and margin={self.margin} must be >= 0 (knowledge-base cells)")
+
+    @property
+    def cell(self) -> float:
+        """Side of one knowledge-base cell in pixels."""
+        return self.image_size / self.resolution
 
     def values(self, attribute: str) -> tuple[str, ...]:
         return {"color": self.colors, "shape": self.shapes, "size": self.sizes}[attribute]
@@ -85,8 +91,9 @@ class VQAData:
 
     ``images[scene[q]]`` is question ``q``'s image. ``objects`` rows are
     ``(shape, color, size, x, y, radius)`` (indices into ``attributes``, pixels), ``-1`` rows
-    are absent; ``refs[q, o]`` marks the objects question ``q`` refers to. Both are ``None``
-    for real CLEVR (it ships no masks).
+    are absent; ``refs[q, o]`` marks the objects question ``q`` refers to, and ``chains[q]``
+    lists a relate question's objects in the order of its program (the anchor first). All three
+    are ``None`` for real CLEVR (it ships no masks).
     """
 
     images: torch.Tensor  # (S, 3, H, W) uint8
@@ -101,6 +108,7 @@ class VQAData:
     attributes: dict = field(default_factory=dict)  # {"shape": (...), "color": (...), "size": (...)}
     objects: torch.Tensor | None = None  # (S, O, 6) float32
     refs: torch.Tensor | None = None  # (Q, O) bool
+    chains: tuple[tuple[int, ...], ...] | None = None  # relate: the anchor, then each hop's object
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -159,10 +167,10 @@ def radius(world: WorldConfig, size: int) -> float:
 
 
 def sample_scenes(world: WorldConfig, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n, max_objects, 6)`` rows ``(shape, color, size, x, y, r)``; distinct, non-overlapping objects."""
+    """``(n, max_objects, 6)`` rows ``(shape, color, size, x, y, r)``; distinct objects, apart."""
     out = np.full((n, world.max_objects, 6), -1.0, dtype=np.float32)
     combos = len(world.shapes) * len(world.colors) * len(world.sizes)
-    s = world.image_size
+    s, gap = world.image_size, world.spacing * world.cell
     for i in range(n):
         k = int(rng.integers(world.min_objects, world.max_objects + 1))
         kinds = rng.choice(combos, size=k, replace=False)  # distinct (shape, color, size) triples
@@ -173,15 +181,15 @@ def sample_scenes(world: WorldConfig, n: int, rng: np.random.Generator) -> np.nd
             r = radius(world, size)
             if world.cells:  # one object per free cell, centred in it
                 cell = s / world.cells
-                free = [c for c in range(world.cells**2) if all(
-                    (int(px // cell), int(py // cell)) != divmod(c, world.cells)[::-1] for px, py, _ in placed)]
+                taken = {int(py // cell) * world.cells + int(px // cell) for px, py, _ in placed}  # row * cells + col
+                free = [c for c in range(world.cells**2) if c not in taken]
                 row, col = divmod(int(rng.choice(free)), world.cells)
                 placed.append(((col + 0.5) * cell, (row + 0.5) * cell, r))
                 out[i, j] = (shape, color, size, *placed[-1])
                 continue
-            for _ in range(100):  # rejection: centres at least r1 + r2 + 1 px apart
+            for _ in range(100):  # rejection: no overlap, and centres at least `spacing` cells apart
                 x, y = rng.uniform(r + 1, s - r - 1, size=2)
-                if all((x - px) ** 2 + (y - py) ** 2 > (r + pr + 1) ** 2 for px, py, pr in placed):
+                if all((x - px) ** 2 + (y - py) ** 2 > max(r + pr + 1, gap) ** 2 for px, py, pr in placed):
                     break
             else:
                 break  # scene is full: keep the objects placed so far
@@ -232,50 +240,7 @@ def boxes(objects: torch.Tensor) -> torch.Tensor:
     return torch.stack([x - r, y - r, x + r, y + r], dim=-1)  # (S, O, 4)
 
 
-# -- questions -----------------------------------------------------------------------
-def generate(world: WorldConfig, n_questions: int, seed: int) -> VQAData:
-    """``n_questions`` balanced questions on freshly rendered scenes; a pure function of ``seed``."""
-    if n_questions < len(world.families):
-        raise ValueError(f"n_questions={n_questions} must be >= the {len(world.families)} families")
-    from moderndl.data.clevr_questions import QuestionMaker
-
-    n_scenes = max(1, math.ceil(n_questions / world.questions_per_scene))
-    objects = sample_scenes(world, n_scenes, np.random.default_rng(seed))
-    maker = QuestionMaker(world, objects, random.Random(seed))
-    word_vocab, answer_vocab = vocabularies(world)
-    answer_index = {a: i for i, a in enumerate(answer_vocab)}
-    rows = maker.make(_family_counts(world.families, n_questions))
-    refs = torch.zeros(len(rows), world.max_objects, dtype=torch.bool)  # (Q, O)
-    for q, row in enumerate(rows):
-        refs[q, list(row.refs)] = True
-    return VQAData(
-        images=render(world, objects),
-        scene=torch.tensor([r.scene for r in rows]),
-        questions=tuple(r.text for r in rows),
-        answers=torch.tensor([answer_index[r.answer] for r in rows]),
-        families=torch.tensor([FAMILIES.index(r.family) for r in rows]),
-        hops=torch.tensor([r.hops for r in rows]),
-        answer_vocab=answer_vocab,
-        word_vocab=word_vocab,
-        attributes={"shape": world.shapes, "color": world.colors, "size": world.sizes},
-        objects=torch.from_numpy(objects),
-        refs=refs,
-    )
-
-
-def _family_counts(families: tuple[str, ...], n: int) -> dict[str, int]:
-    """Split ``n`` evenly over families; yes/no families get even counts so they balance exactly."""
-    base, extra = divmod(n, len(families))
-    counts = {f: base + (i < extra) for i, f in enumerate(families)}
-    for f in ("exist", "compare"):
-        if f in counts and counts[f] % 2:
-            counts[f] -= 1
-            other = next((g for g in families if g not in ("exist", "compare")), None)
-            if other is not None:
-                counts[other] += 1
-    return counts
-
-
+# -- helpers -----------------------------------------------------------------------
 def subsets(items: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Non-empty subsets of ``items``, smallest first, in ``items`` order."""
     return [c for k in range(1, len(items) + 1) for c in combinations(items, k)]

@@ -11,8 +11,16 @@ Each family follows a CLEVR program shape (Johnson et al. 2017, arXiv:1612.06890
 
 Balance (CLEVR Sec. 3, rejection sampling): within each family $f$ the answers cycle through
 a fixed target list, so $\\max_a \\hat P(a \\mid f) \\le \\tfrac12$ for yes/no families and less for
-the others. A filter names at most the attributes it needs; a referring expression ("the blue circle")
-names a random subset of attributes that picks out exactly one object, never the queried one.
+the others; relate questions also cycle through the hop counts $1..H$, so each chain length
+is $1/H$ of them. A filter names at most the attributes it needs; a referring expression
+("the blue circle") names a random subset of attributes that picks out exactly one object,
+never the queried one.
+
+Relations are functions, and unambiguous at the knowledge-base resolution (CLEVR's renderer
+enforces a margin the same way): ``left of X`` is the nearest object whose centre lies left
+of X's, ``right of X`` likewise, ``closest to X`` the object with the nearest centre; the
+answer must lead the runner-up by ``WorldConfig.margin`` cells, and no object may sit within
+that margin of X's column for left and right.
 """
 
 from __future__ import annotations
@@ -22,8 +30,20 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from moderndl.data.clevr import ATTRIBUTES, PLURAL, RELATIONS, WorldConfig, subsets
+from moderndl.mac.world import (
+    ATTRIBUTES,
+    FAMILIES,
+    PLURAL,
+    RELATIONS,
+    VQAData,
+    WorldConfig,
+    render,
+    sample_scenes,
+    subsets,
+    vocabularies,
+)
 
 Obj = tuple[int, int, int, float, float]  # (shape, color, size, x, y)
 COLUMN = {"shape": 0, "color": 1, "size": 2}
@@ -50,6 +70,7 @@ class QuestionMaker:
             [tuple(int(v) for v in row[:3]) + (float(row[3]), float(row[4])) for row in scene if row[0] >= 0]
             for scene in objects
         ]
+        self._options: dict[tuple[int, int, str | None], list[tuple[str, ...]]] = {}
         self.draw = {"query": self.query, "exist": self.exist, "count": self.count, "compare": self.compare,
                      "relate": self.relate}
 
@@ -70,21 +91,23 @@ class QuestionMaker:
                 per = math.lcm(*(len(self.world.values(a)) for a in ATTRIBUTES))
                 targets = [v for a in ATTRIBUTES for v in self.world.values(a)
                            for _ in range(per // len(self.world.values(a)))]
-            order = targets[:]
+            hops = list(range(1, self.world.max_hops + 1)) if family == "relate" else [0]
+            order = [(h, t) for h in hops for t in targets]  # relate: every hop count equally often
             for k in range(n):
                 if k % len(order) == 0:
                     self.rng.shuffle(order)
-                target = order[k % len(order)]
-                rows.append(self._until(family, target, max_tries))
+                h, target = order[k % len(order)]
+                rows.append(self._until(family, target, h, max_tries))
         return rows
 
-    def _until(self, family: str, target: str, max_tries: int) -> Row:
+    def _until(self, family: str, target: str, hops: int, max_tries: int) -> Row:
         for _ in range(max_tries):
             s = self.rng.randrange(len(self.scenes))
-            row = self.draw[family](s, self.scenes[s], target)
+            row = (self.relate(s, self.scenes[s], target, hops) if family == "relate"
+                   else self.draw[family](s, self.scenes[s], target))
             if row is not None and row.answer == target:
                 return row
-        raise RuntimeError(f"no {family!r} question with answer {target!r} in {max_tries} draws; "
+        raise RuntimeError(f"no {family!r} question with answer {target!r} ({hops} hops) in {max_tries} draws; "
                            f"the world {self.world} cannot produce it often enough")
 
     # -- phrases ---------------------------------------------------------------------
@@ -107,8 +130,11 @@ class QuestionMaker:
 
     def _refer(self, scene: list[Obj], i: int, exclude: str | None = None) -> str | None:
         """A referring expression naming object ``i`` uniquely without ``exclude``; ``None`` if none."""
-        options = [a for a in subsets(tuple(a for a in ATTRIBUTES if a != exclude))
-                   if self._matching(scene, {b: scene[i][COLUMN[b]] for b in a}) == [i]]
+        key = (id(scene), i, exclude)
+        if key not in self._options:  # the attribute subsets that single out object i
+            self._options[key] = [a for a in subsets(tuple(a for a in ATTRIBUTES if a != exclude))
+                                  if self._matching(scene, {b: scene[i][COLUMN[b]] for b in a}) == [i]]
+        options = self._options[key]
         if not options:
             return None
         attrs = self.rng.choice(options)
@@ -167,37 +193,99 @@ class QuestionMaker:
         truth = [len(a) > len(b), len(a) < len(b), len(a) == len(b)][kind]
         return Row(s, text, "yes" if truth else "no", "compare", 0, tuple(sorted(set(a) | set(b))))
 
-    def relate(self, s: int, scene: list[Obj], target: str) -> Row | None:
+    def relate(self, s: int, scene: list[Obj], target: str, hops: int | None = None) -> Row | None:
         if len(scene) < 2:
             return None
-        hops = self.rng.randint(1, self.world.max_hops)
+        hops = self.rng.randint(1, self.world.max_hops) if hops is None else hops
         anchor = self.rng.randrange(len(scene))
-        chain, phrase = [anchor], None
-        ref = self._refer(scene, anchor)
+        chain, relations = [anchor], []
+        margin = self.world.margin * self.world.cell
+        for _ in range(hops):  # each hop: a relation with a clear answer that does not loop back
+            options = [(rel, nxt) for rel in RELATIONS
+                       if (nxt := _relate(scene, chain[-1], rel, margin)) is not None and nxt not in chain]
+            if not options:
+                return None
+            relation, nxt = self.rng.choice(options)
+            chain.append(nxt)
+            relations.append(relation)
+        attribute = self._attribute_of(target)
+        answer = self._value(scene[chain[-1]], attribute)
+        ref = self._refer(scene, anchor) if answer == target else None
         if ref is None:
             return None
         phrase = f"the {ref}"
-        for _ in range(hops):
-            relation = self.rng.choice(RELATIONS)
-            nxt = _relate(scene, chain[-1], relation)
-            if nxt is None or nxt in chain:  # no such object, or the chain loops back
-                return None
-            chain.append(nxt)
+        for relation in relations:
             phrase = f"the thing {relation} {phrase}"
-        attribute = self._attribute_of(target)
-        answer = self._value(scene[chain[-1]], attribute)
         return Row(s, f"what {attribute} is {phrase} ?", answer, "relate", hops, tuple(chain))
 
 
-def _relate(scene: list[Obj], i: int, relation: str) -> int | None:
-    """The object ``relation`` object ``i``: nearest to its left / right, or closest overall."""
+def _relate(scene: list[Obj], i: int, relation: str, margin: float = 1e-6) -> int | None:
+    """The object ``relation`` object ``i``: nearest to its left / right, or closest overall.
+
+    ``None`` when there is none, or when the answer is not clear by ``margin`` pixels: the
+    runner-up is within ``margin`` of it, or (left / right) an object's centre is within
+    ``margin`` of X's column, so that whether it is left or right is unclear.
+    """
     x, y = scene[i][3], scene[i][4]
     if relation == "closest to":
-        others = [(((o[3] - x) ** 2 + (o[4] - y) ** 2), j) for j, o in enumerate(scene) if j != i]
+        keys = [(math.hypot(o[3] - x, o[4] - y), j) for j, o in enumerate(scene) if j != i]
     else:
         sign = -1 if relation == "left of" else 1
-        others = [((o[3] - x) * sign, j) for j, o in enumerate(scene) if j != i and (o[3] - x) * sign > 0]
-    others.sort()
-    if not others or (len(others) > 1 and others[1][0] - others[0][0] < 1e-6):
-        return None  # nothing there, or a tie: the reference would be ambiguous
-    return others[0][1]
+        offsets = [((o[3] - x) * sign, j) for j, o in enumerate(scene) if j != i]
+        if any(abs(k) < margin for k, _ in offsets):
+            return None  # an object about level with X: neither clearly left nor clearly right
+        keys = [(k, j) for k, j in offsets if k > 0]
+    keys.sort()
+    if not keys or (len(keys) > 1 and keys[1][0] - keys[0][0] < margin):
+        return None  # nothing there, or a runner-up too close to call
+    return keys[0][1]
+
+
+def generate(world: WorldConfig, n_questions: int, seed: int) -> VQAData:
+    """``n_questions`` balanced questions on freshly rendered scenes; a pure function of ``seed``."""
+    if n_questions < len(world.families):
+        raise ValueError(f"n_questions={n_questions} must be >= the {len(world.families)} families")
+    n_scenes = max(1, math.ceil(n_questions / world.questions_per_scene))
+    objects = sample_scenes(world, n_scenes, np.random.default_rng(seed))
+    maker = QuestionMaker(world, objects, random.Random(seed))
+    word_vocab, answer_vocab = vocabularies(world)
+    answer_index = {a: i for i, a in enumerate(answer_vocab)}
+    rows = maker.make(_family_counts(world.families, n_questions))
+    refs = torch.zeros(len(rows), world.max_objects, dtype=torch.bool)  # (Q, O)
+    for q, row in enumerate(rows):
+        refs[q, list(row.refs)] = True
+    return VQAData(
+        images=render(world, objects),
+        scene=torch.tensor([r.scene for r in rows]),
+        questions=tuple(r.text for r in rows),
+        answers=torch.tensor([answer_index[r.answer] for r in rows]),
+        families=torch.tensor([FAMILIES.index(r.family) for r in rows]),
+        hops=torch.tensor([r.hops for r in rows]),
+        answer_vocab=answer_vocab,
+        word_vocab=word_vocab,
+        attributes={"shape": world.shapes, "color": world.colors, "size": world.sizes},
+        objects=torch.from_numpy(objects),
+        refs=refs,
+        chains=tuple(r.refs if r.family == "relate" else () for r in rows),
+    )
+
+
+def _family_counts(families: tuple[str, ...], n: int) -> dict[str, int]:
+    """Split ``n`` evenly over families; yes/no families get even counts so they balance exactly."""
+    base, extra = divmod(n, len(families))
+    counts = {f: base + (i < extra) for i, f in enumerate(families)}
+    for f in ("exist", "compare"):
+        if f in counts and counts[f] % 2:
+            counts[f] -= 1
+            other = next((g for g in families if g not in ("exist", "compare")), None)
+            if other is not None:
+                counts[other] += 1
+    return counts
+
+
+def hop_distribution(data: VQAData) -> dict[int, float]:
+    """The share of each hop count among relate questions: ``{1: 0.33, 2: 0.33, 3: 0.33}``."""
+    hops = data.hops[data.families == data.family_names.index("relate")]
+    if not len(hops):
+        return {}
+    return {int(h): float((hops == h).float().mean()) for h in hops.unique()}

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from moderndl.data.clevr_folder import family_of, load_clevr
 from moderndl.mac import MACConfig, MACNetwork
+from moderndl.mac.clevr_folder import family_of, load_clevr, load_frame
 
 QUESTIONS = [
     ("Is there a big brown object of the same shape as the green thing?", "yes", 0,
@@ -91,3 +91,17 @@ def test_test_split_without_answers_is_an_error(tmp_path):
     path.write_text(json.dumps({"questions": records}))
     with pytest.raises(ValueError, match=r"lacks \['answer'\]"):
         load_clevr(root, "test")
+
+
+def test_whole_frame_is_resized_not_cropped(tmp_path):
+    """A 480 x 320 CLEVR frame with coloured corner blocks keeps all four corners at 32 x 32."""
+    frame = np.full((320, 480, 3), 128, dtype=np.uint8)
+    corners = {(0, 0): (255, 0, 0), (0, 1): (0, 255, 0), (1, 0): (0, 0, 255), (1, 1): (255, 255, 0)}
+    for (row, col), color in corners.items():
+        frame[row * 240:row * 240 + 80, col * 400:col * 400 + 80] = color  # 80-px blocks in the corners
+    Image.fromarray(frame).save(tmp_path / "frame.png")
+    x = load_frame(tmp_path / "frame.png", 32)  # (3, 32, 32)
+    assert x.shape == (3, 32, 32)
+    for (row, col), color in corners.items():
+        pixel = x[:, 2 + row * 28, 2 + col * 28].tolist()  # well inside each corner block after resizing
+        assert all(abs(a - b) <= 8 for a, b in zip(pixel, color, strict=True)), (row, col, pixel)

@@ -1,7 +1,9 @@
-"""The generated CLEVR-like world: answers checked by an independent solver, balance, speed, errors."""
+"""The generated CLEVR-like world: answers checked by an independent solver, clear relations, balance,
+speed, errors."""
 
 from __future__ import annotations
 
+import math
 import re
 import time
 
@@ -9,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from moderndl.data.clevr import FAMILIES, UNK, WorldConfig, boxes, encode, generate, object_masks, vocabularies
+from moderndl.mac.questions import generate, hop_distribution
+from moderndl.mac.world import FAMILIES, UNK, WorldConfig, boxes, encode, object_masks, vocabularies
 
 SMALL = WorldConfig(image_size=32, colors=("red", "green", "blue"), shapes=("circle", "square"), max_objects=4,
                     max_hops=2, max_count=2)
@@ -37,19 +40,24 @@ def _filter(objs, phrase, attrs):
     return [o for o in objs if _matches(o, phrase.split(), attrs)]
 
 
-def _unique(objs, phrase, attrs):
+def _unique(objs, phrase, attrs, trace=None):
     m = re.fullmatch(r"thing (left of|right of|closest to) the (.+)", phrase)
     if m:
-        anchor = _unique(objs, m.group(2), attrs)
+        anchor = _unique(objs, m.group(2), attrs, trace)
         others = [o for o in objs if o is not anchor]
         if m.group(1) == "closest to":
-            return min(others, key=lambda o: (o["x"] - anchor["x"]) ** 2 + (o["y"] - anchor["y"]) ** 2)
-        sign = -1 if m.group(1) == "left of" else 1
-        side = [o for o in others if (o["x"] - anchor["x"]) * sign > 0]
-        return min(side, key=lambda o: (o["x"] - anchor["x"]) * sign)
-    found = _filter(objs, phrase, attrs)
-    assert len(found) == 1, f"'{phrase}' is not a unique reference ({len(found)} objects)"
-    return found[0]
+            found = min(others, key=lambda o: (o["x"] - anchor["x"]) ** 2 + (o["y"] - anchor["y"]) ** 2)
+        else:
+            sign = -1 if m.group(1) == "left of" else 1
+            side = [o for o in others if (o["x"] - anchor["x"]) * sign > 0]
+            found = min(side, key=lambda o: (o["x"] - anchor["x"]) * sign)
+    else:
+        matches = _filter(objs, phrase, attrs)
+        assert len(matches) == 1, f"'{phrase}' is not a unique reference ({len(matches)} objects)"
+        found = matches[0]
+    if trace is not None:
+        trace.append(found)
+    return found
 
 
 def solve(data, q):
@@ -178,3 +186,38 @@ def test_grid_world_one_object_per_cell_and_unambiguous_relations():
         assert solve(grid, q) == grid.answer_vocab[grid.answers[q]], grid.questions[q]
     with pytest.raises(ValueError, match="cells"):
         WorldConfig(image_size=32, cells=5)
+
+
+def test_relations_are_clear_at_the_knowledge_base_resolution(data):
+    """Every hop's answer leads the runner-up by the margin; no object sits level with X for left/right;
+    objects are at least `spacing` cells apart. Checked from the question text and the objects alone."""
+    world = WorldConfig(image_size=48)
+    margin, gap = world.margin * world.cell, world.spacing * world.cell
+    relate = torch.nonzero(data.families == FAMILIES.index("relate")).squeeze(1).tolist()
+    for q in relate[:400]:
+        objs = _objects(data, int(data.scene[q]))
+        for a in range(len(objs)):
+            for b in range(a):
+                assert math.dist((objs[a]["x"], objs[a]["y"]), (objs[b]["x"], objs[b]["y"])) >= gap - 1e-4
+        m = re.fullmatch(r"what \w+ is the (.+) \?", data.questions[q])
+        trace = []
+        _unique(objs, m.group(1), data.attributes, trace)
+        relations = re.findall(r"(left of|right of|closest to)", data.questions[q])[::-1]  # innermost first
+        for x, relation in zip(trace, relations, strict=False):
+            others = [o for o in objs if o is not x]
+            if relation == "closest to":
+                keys = sorted(math.dist((o["x"], o["y"]), (x["x"], x["y"])) for o in others)
+            else:
+                sign = -1 if relation == "left of" else 1
+                offsets = [(o["x"] - x["x"]) * sign for o in others]
+                assert all(abs(k) >= margin for k in offsets), data.questions[q]
+                keys = sorted(k for k in offsets if k > 0)
+            assert len(keys) == 1 or keys[1] - keys[0] >= margin - 1e-4, data.questions[q]
+        chain = [objs.index(o) for o in trace]
+        present = torch.nonzero(data.objects[data.scene[q], :, 0] >= 0).squeeze(1).tolist()
+        assert [present[i] for i in chain] == list(data.chains[q])  # anchor first, then each hop
+
+
+def test_hop_counts_are_balanced(data):
+    shares = hop_distribution(data)
+    assert set(shares) == {1, 2, 3} and all(abs(v - 1 / 3) < 0.01 for v in shares.values()), shares

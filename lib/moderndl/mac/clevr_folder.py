@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
-from moderndl.data.clevr import FAMILIES, PAD, UNK, VQAData, tokenize
-from moderndl.data.images import load_image
+from moderndl.mac.world import FAMILIES, PAD, UNK, VQAData, tokenize
 
 LAYOUT = "questions/CLEVR_<split>_questions.json and images/<split>/*.png (the CLEVR_v1.0 layout)"
 
@@ -40,6 +41,21 @@ def family_of(program: list[dict]) -> tuple[str, int]:
     raise ValueError(f"CLEVR program ending in {last!r} has no family; functions: {functions}")
 
 
+def load_frame(path: str | Path, size: int) -> torch.Tensor:
+    """The whole frame resized to ``(3, size, size)`` uint8, never cropped.
+
+    CLEVR's frames are 480 x 320 and questions refer to objects anywhere in them; a square
+    centre crop would cut off a sixth on each side. The paper's pipeline also resizes the
+    whole frame (to 224 x 224 for ResNet-101), changing its aspect ratio.
+    """
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.uint8)  # (size, size, 3)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)  # (3, size, size)
+
+
 def _questions_file(root: Path, split: str) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(f"CLEVR folder {root} does not exist; expected {LAYOUT}")
@@ -54,7 +70,7 @@ def _questions_file(root: Path, split: str) -> Path:
 
 def load_clevr(root: str | Path, split: str = "val", *, image_size: int = 64, limit: int | None = None,
                word_vocab: tuple[str, ...] | None = None, answer_vocab: tuple[str, ...] | None = None) -> VQAData:
-    """Questions (up to ``limit``) and their images, resized to ``image_size``, as ``VQAData``.
+    """Questions (up to ``limit``) and their whole frames, resized to ``image_size``, as ``VQAData``.
 
     Vocabularies are built from the loaded questions unless given (pass the training
     split's to encode validation questions; unknown words then fail in ``VQAData.encode``).
@@ -80,7 +96,7 @@ def load_clevr(root: str | Path, split: str = "val", *, image_size: int = 64, li
         if not (image_dir / name).is_file():
             raise FileNotFoundError(f"CLEVR folder {root} is missing image images/{split}/{name}")
     scene_of = {name: i for i, name in enumerate(files)}
-    images = torch.stack([load_image(image_dir / name, image_size) for name in files])  # (S, 3, size, size)
+    images = torch.stack([load_frame(image_dir / name, image_size) for name in files])  # (S, 3, size, size)
 
     families, hops = zip(*(family_of(rec.get("program", [])) if rec.get("program") else ("query", 0)
                            for rec in records), strict=True)
