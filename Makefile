@@ -11,7 +11,7 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX := _build/vendor/mathjax/tex-chtml.js
 JB_FLAGS := --builder html -W -n --keep-going --quiet
 
-.PHONY: book test lab run venv mathjax stage html unit notebooks browser browser-deps lint clean
+.PHONY: book test lab run venv mathjax stage html unit notebooks ranks browser browser-deps lint records gpu-check clean
 
 venv: $(STAMP)
 
@@ -44,9 +44,12 @@ html: venv mathjax
 	$(VENV)/bin/jupyter-book build _build/src --path-output . $(JB_FLAGS)
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
-# Library tests, every chapter at smoke with its claims asserted, the book, the browser.
+# Lint, library tests, every chapter at smoke (claims asserted) and at dry (full code paths),
+# the two-rank tests, the CPU form of gpu-check, the book at smoke, the browser checks.
 test: venv browser-deps
-	$(PY) -m pytest tests/unit tests/notebooks
+	$(VENV)/bin/ruff check lib tests notebooks
+	$(PY) -m pytest -n 2 --dist loadgroup tests/unit tests/notebooks tests/ranks
+	$(PY) -m moderndl.gpu_check --cpu
 	$(MAKE) --no-print-directory book PROFILE=smoke
 	$(PY) -m pytest tests/browser
 
@@ -55,6 +58,9 @@ unit: venv
 
 notebooks: venv
 	$(PY) -m pytest tests/notebooks
+
+ranks: venv
+	$(PY) -m pytest tests/ranks
 
 browser: venv browser-deps
 	$(PY) -m pytest tests/browser
@@ -67,11 +73,23 @@ lab: venv
 	$(VENV)/bin/jupyter lab notebooks/
 
 run: venv
-	@test -n "$(NB)" || (echo "usage: make run NB=<name> [PROFILE=smoke|full|auto]"; $(PY) -m moderndl list; exit 2)
+	@test -n "$(NB)" || (echo "usage: make run NB=<name> [PROFILE=smoke|laptop|full|dry|auto]"; $(PY) -m moderndl list; exit 2)
 	$(PY) -m moderndl run $(NB) --profile $(PROFILE)
 
 lint: venv
-	$(VENV)/bin/ruff check lib tests
+	$(VENV)/bin/ruff check lib tests notebooks
+
+# Re-run the laptop profile for chapters whose committed record is stale or missing, and copy
+# the sidecars into results/laptop/ (about an hour for all six on a 2-core machine).
+records: venv
+	$(PY) -m moderndl records $(NB)
+
+# Everything that needs CUDA, in one script of at most 8 minutes on one H100/H200. It needs only
+# torch, transformers, accelerate and networkx (no venv on the GPU machine: python3 with lib/ on
+# the path). Without CUDA it runs the same paths at toy size on CPU and says what it skipped.
+GPU_PY := $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	PYTHONPATH=$(CURDIR)/lib $(GPU_PY) -m moderndl.gpu_check
 
 clean:
 	rm -rf _build
