@@ -140,7 +140,20 @@ def test_mathjax_renders_on_the_intro(browser, server):
 def test_chapter_page_shows_provenance(browser, server, name):
     _load(browser, server + f"notebooks/{name}.html")
     text = browser.find_element("tag name", "body").text
-    assert "Provenance of this page" in text and ("smoke" in text or "full" in text)
+    assert "Provenance of this page" in text and any(p in text for p in ("smoke", "laptop", "full"))
+
+
+@pytest.mark.parametrize("name", stage.chapters())
+def test_no_code_cell_scrolls_sideways_at_1280_px(browser, server, name):
+    """Code cells fit the page: none of a chapter's code blocks is wider than its box."""
+    browser.set_window_size(1280, 1600)
+    _load(browser, server + f"notebooks/{name}.html")
+    wide = browser.execute_script("""
+        return Array.from(document.querySelectorAll('div.cell_input pre'))
+            .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+            .map(e => (e.innerText.split('\\n').find(l => l.length > 0) || '').slice(0, 60)
+                      + ` (${e.scrollWidth} > ${e.clientWidth} px)`);""")
+    assert not wide, f"{name}: code cells that scroll sideways at 1280 px: {wide}"
 
 
 def test_claims_page_lists_every_chapter(browser, server):
