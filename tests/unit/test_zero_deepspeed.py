@@ -11,9 +11,12 @@ WORK = Workload(sizes=(64, 24, 17, 10), batch_size=24, steps=3)
 
 
 def test_config_uses_torch_adam_and_the_stage():
-    cfg = deepspeed_side.ds_config(WORK, 2, 3)
+    cfg = deepspeed_side.ds_config(WORK, 2, 3, bucket_numel=1234)
     assert cfg["optimizer"]["params"]["torch_adam"] is True
+    assert cfg["optimizer"]["params"]["adam_w_mode"] is False  # torch.optim.Adam, not AdamW's weight decay
     assert cfg["zero_optimization"]["stage"] == 3
+    assert cfg["zero_optimization"]["stage3_param_persistence_threshold"] == 0  # every parameter partitions
+    assert cfg["zero_optimization"]["reduce_bucket_size"] == 1234
     assert cfg["train_micro_batch_size_per_gpu"] * 2 == WORK.batch_size
 
 
@@ -24,7 +27,7 @@ def test_bad_stage_is_refused_before_launching(tmp_path):
 
 @pytest.mark.slow
 def test_deepspeed_matches_adam_and_our_partition(tmp_path):
-    records = deepspeed_side.launch(WORK, 2, (1, 3), tmp_path)
+    records = deepspeed_side.launch(WORK, 2, (1, 3), tmp_path, rounds=1, repeats=1)
     reference, _ = ex.reference_adam(WORK)
     psi = WORK.num_params()
     for r in records:
@@ -33,3 +36,5 @@ def test_deepspeed_matches_adam_and_our_partition(tmp_path):
             for name, ref in reference.items():
                 assert (r["params"][name] - ref).abs().max().item() < 1e-5, (r["stage"], name)
     assert {r["optimizer"] for r in records} == {"DeepSpeedZeroOptimizer", "DeepSpeedZeroOptimizer_Stage3"}
+    stage3 = [r for r in records if r["stage"] == 3]
+    assert all(r["persistent_params"] == 0 and r["param_elements"] <= psi // 2 + 2 * 6 for r in stage3)

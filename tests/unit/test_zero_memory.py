@@ -23,6 +23,30 @@ def test_table2_row_64_matches_the_paper():
     assert all(memory.matches_printed(v, p) for v, p in zip(row, memory.TABLE2_PAPER_ND64, strict=True)), row
 
 
+def test_table2_as_printed_scales_the_rounded_nd64_entry_by_model_parallelism():
+    rows = memory.table2_printed()
+    assert [(r["MP"], r["GPUs"], r["N_d"]) for r in rows] == [(1, 64, 64), (2, 128, 64), (4, 256, 64),
+                                                              (8, 512, 64), (16, 1024, 64)]
+    assert all(r["matches"] for r in rows)
+    assert rows[2]["ours"][1] == pytest.approx(30.4)  # 4 x 7.6B as printed; unrounded 4 x 7.64B = 30.57B
+    assert rows[2]["exact_billions"][1] == pytest.approx(30.57, abs=0.01)
+    assert rows[4]["exact_billions"][3] == pytest.approx(2048)  # the printed "2T"
+
+
+def test_offload_bound_is_deepspeed_estimate_plus_two_buckets():
+    bound = memory.offload_gpu_bound(1_500_000_000)
+    assert bound["estimate"] == 2 * 1_500_000_000  # the 2-byte parameters stay on the GPU
+    assert bound["buckets"] == 2 * 2 * memory.DEEPSPEED_BUCKET
+    small = memory.offload_gpu_bound(1000)
+    assert small["buckets"] == 2 * 2 * 1000  # a bucket never exceeds the model
+
+
+@pytest.mark.parametrize("stage", [1.0, True, "1", None])
+def test_stage_must_be_an_int(stage):
+    with pytest.raises(ValueError, match="stage must be one of"):
+        memory.validate(2, stage)
+
+
 def test_trillion_parameters_need_about_16_gb_per_device():
     assert memory.model_state_bytes(1e12, 1024, 3) / memory.GB == pytest.approx(15.625)
 

@@ -26,18 +26,27 @@ from typing import Any
 
 import torch
 
-from moderndl.train import Loop, TrainConfig
+from moderndl.measure import time_it
+from moderndl.zero import peak
 from moderndl.zero.launch import free_port
+from moderndl.zero.libraries import build
 from moderndl.zero.workload import Workload, loss_fn
 
 
-def ds_config(work: Workload, world_size: int, stage: int) -> dict[str, Any]:
-    """DeepSpeed's JSON config for ``work`` at ``stage``: fp32, torch's Adam, gloo on CPU."""
+def ds_config(work: Workload, world_size: int, stage: int, bucket_numel: int = 500_000_000) -> dict[str, Any]:
+    """DeepSpeed's JSON config for ``work`` at ``stage``: fp32, torch's Adam, gloo on CPU.
+
+    ``stage3_param_persistence_threshold`` is 0: DeepSpeed's default (1e5 elements) keeps
+    every smaller parameter whole on every rank, which at this chapter's sizes would be all
+    of them. The reduce and all-gather buckets are ``bucket_numel`` elements, as ours.
+    """
     return {
         "train_micro_batch_size_per_gpu": work.batch_size // world_size,
         "gradient_accumulation_steps": 1,
-        "optimizer": {"type": "Adam", "params": {"lr": work.lr, "torch_adam": True}},
-        "zero_optimization": {"stage": stage},
+        "optimizer": {"type": "Adam", "params": {"lr": work.lr, "torch_adam": True, "adam_w_mode": False}},
+        "zero_optimization": {"stage": stage, "stage3_param_persistence_threshold": 0,
+                              "reduce_bucket_size": bucket_numel, "allgather_bucket_size": bucket_numel,
+                              "stage3_prefetch_bucket_size": bucket_numel},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
@@ -67,27 +76,50 @@ def _gathered(engine: Any, stage: int) -> dict[str, torch.Tensor]:
     return {n: p.detach().float().clone() for n, p in engine.module.named_parameters()}
 
 
-def train_stage(work: Workload, stage: int, rank: int, world_size: int) -> dict[str, Any]:
-    """One DeepSpeed run on this rank; returns element counts, losses and (rank 0) parameters."""
+def _partition(engine: Any, stage: int) -> dict[str, int]:
+    """This rank's share of the parameters as DeepSpeed holds them: in stage 3 each parameter's
+    ``ds_tensor`` partition (and how many stay whole, ``ds_persist``); in stages 1-2 the whole."""
+    params = list(engine.module.parameters())
+    if stage == 3:
+        return {"param_elements": sum(p.ds_tensor.numel() for p in params),
+                "persistent_params": sum(bool(getattr(p, "ds_persist", False)) for p in params)}
+    return {"param_elements": sum(p.numel() for p in params), "persistent_params": len(params)}
+
+
+def train_stage(work: Workload, stage: int, rank: int, world_size: int, bucket_numel: int,
+                rounds: int, repeats: int) -> dict[str, Any]:
+    """One DeepSpeed run on this rank: trajectory, peak memory, partition, and step time
+    against DDP in interleaved rounds; returns element counts, losses and (rank 0) parameters."""
     import deepspeed
 
-    model = work.model()
-    engine, optimizer, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
-                                                   config=ds_config(work, world_size, stage))
+    data = work.data(rank, world_size, work.tensors())
+    losses = []
+    with peak.trace() as tr:
+        model = work.model()
+        engine, optimizer, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
+                                                       config=ds_config(work, world_size, stage, bucket_numel))
 
-    def step(batch, t):
-        loss = loss_fn(engine, batch)
-        engine.backward(loss)
-        engine.step()
-        return {"loss": loss.detach()}
+        def step(batch):
+            loss = loss_fn(engine, batch)
+            engine.backward(loss)
+            engine.step()
+            return loss.detach()
 
-    loop = Loop(TrainConfig(steps=work.steps, log_every=work.steps, cpu=True, progress=False,
-                            desc=f"DeepSpeed stage {stage} rank {rank}/{world_size}"))
-    history = loop.run(step, work.data(rank, world_size))
+        for t in range(work.steps):
+            batch = data(t)
+            with tr.step():
+                losses.append(float(step(batch)))
     params = _gathered(engine, stage)  # a collective in stage 3: every rank calls it
+    ddp = build("ddp", work, world_size, bucket_numel)
+    batch = data(0)
+    times: dict[str, list[float]] = {"ddp": [], "deepspeed": []}
+    for _ in range(rounds):
+        for name, fn in (("ddp", ddp.step), ("deepspeed", step)):
+            torch.distributed.barrier()
+            times[name].append(time_it(lambda fn=fn: fn(batch), warmup=1, repeats=repeats)["median_s"])
     return {"stage": stage, "rank": rank, "n_d": world_size, "optimizer": type(optimizer).__name__,
-            "moments": _moments(optimizer), "master": _master(optimizer),
-            "loss": [h["loss"] for h in history], "params": params if rank == 0 else None}
+            "moments": _moments(optimizer), "master": _master(optimizer), **_partition(engine, stage),
+            "peak_bytes": tr.peak(), "rounds": times, "loss": losses, "params": params if rank == 0 else None}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages", default="1,2,3")
     parser.add_argument("--workload", default="{}", help="Workload fields as JSON")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--bucket-numel", type=int, default=500_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shm", action="store_true",
                         help="build DeepSpeed's optional shared-memory all-reduce kernel (about 40 s the first time)")
     args = parser.parse_args(argv)
@@ -112,13 +147,19 @@ def main(argv: list[str] | None = None) -> None:
     deepspeed.init_distributed(dist_backend="gloo")
     rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
     for stage in (int(s) for s in args.stages.split(",")):
-        record = train_stage(work, stage, rank, world_size)
+        record = train_stage(work, stage, rank, world_size, args.bucket_numel, args.rounds, args.repeats)
         torch.save(record, Path(args.out) / f"stage{stage}_rank{rank}.pt")
 
 
-def launch(work: Workload, world_size: int, stages: tuple[int, ...], out: Path, *, timeout: float = 300,
-           shm: bool = False) -> list[dict[str, Any]]:
-    """Run ``deepspeed --num_gpus world_size --module moderndl.zero.deepspeed_side``; return the records."""
+def launch(work: Workload, world_size: int, stages: tuple[int, ...], out: Path, *, timeout: float = 600,
+           shm: bool = False, bucket_numel: int = 500_000_000, rounds: int = 3,
+           repeats: int = 3) -> list[dict[str, Any]]:
+    """Run ``deepspeed --num_gpus world_size --module moderndl.zero.deepspeed_side``; return the records.
+
+    The ranks are CPU processes on gloo even on a GPU machine: the launcher would otherwise
+    give each of ``world_size`` ranks a CUDA device, whether or not that many exist. So the
+    launch sees no CUDA device and DeepSpeed's CPU accelerator.
+    """
     bad = [s for s in stages if s not in (1, 2, 3)]
     if bad:
         raise ValueError(f"DeepSpeed ZeRO stages must be in (1, 2, 3), got {bad}")
@@ -133,8 +174,9 @@ def launch(work: Workload, world_size: int, stages: tuple[int, ...], out: Path, 
         raise RuntimeError("DeepSpeed's launcher `deepspeed` is not on PATH; pip install deepspeed==0.19.8")
     cmd = [launcher, "--num_gpus", str(world_size), "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
            "--module", "moderndl.zero.deepspeed_side", "--stages", ",".join(map(str, stages)),
-           "--workload", json.dumps(asdict(work)), "--out", str(out)] + (["--shm"] if shm else [])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+           "--workload", json.dumps(asdict(work)), "--out", str(out), "--bucket-numel", str(bucket_numel),
+           "--rounds", str(rounds), "--repeats", str(repeats)] + (["--shm"] if shm else [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"DeepSpeed launcher failed ({done.returncode}): {' '.join(cmd)}\n"

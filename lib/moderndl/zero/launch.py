@@ -32,7 +32,7 @@ def free_port() -> int:
 def _entry(rank: int, world_size: int, port: int, out: str, fn: Callable[..., Any], args: tuple) -> None:
     torch.set_num_threads(1)  # N_d ranks share the CPU cores: one thread each avoids oversubscription
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
-                            timeout=timedelta(seconds=120))
+                            timeout=timedelta(seconds=1800))  # a loaded machine can stall ranks for minutes
     try:
         result = fn(rank, world_size, *args)
         torch.save(result, Path(out) / f"rank{rank}.pt")

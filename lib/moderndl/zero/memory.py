@@ -42,9 +42,16 @@ TABLE1_PAPER = {
     256: ("30.4", "15.4", "0.47"),
     1024: ("30.1", "15.1", "0.12"),
 }
-# Table 2's N_d = 64 row for 32 GB devices, in billions of parameters (DP, P_os, P_os+g,
-# P_os+g+p), as quoted in Section 5.4 and in this chapter's issue.
-TABLE2_PAPER_ND64 = ("2", "7.6", "14.4", "128")
+# Table 2 of the paper, the theoretical columns as printed: model parallelism MP times 64-way
+# data parallelism on 32 GB V100s, the largest model (DP, P_os, P_os+g, P_os+g+p).
+TABLE2_PAPER = {
+    (1, 64): ("2B", "7.6B", "14.4B", "128B"),
+    (2, 128): ("4B", "15.2B", "28.8B", "256B"),
+    (4, 256): ("8B", "30.4B", "57.6B", "0.5T"),
+    (8, 512): ("16B", "60.8B", "115.2B", "1T"),
+    (16, 1024): ("32B", "121.6B", "230.4B", "2T"),
+}
+TABLE2_PAPER_ND64 = tuple(v[:-1] for v in TABLE2_PAPER[(1, 64)])  # the MP = 1 row, in billions
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,26 @@ def table2(memory_gb: float = 32.0, n_ds: tuple[int, ...] = TABLE1_ND,
     return {n: tuple(max_params(memory_gb * GB, n, stage, model) / 1e9 for stage in STAGES) for n in n_ds}
 
 
+def table2_printed(memory_gb: float = 32.0) -> list[dict]:
+    """Table 2 as printed: rows (MP, GPUs), $N_d$ = GPUs / MP = 64, model size per stage.
+
+    Model parallelism splits the model MP ways, so the largest model is MP times the
+    $N_d = 64$ entry. The paper scales its *rounded* MP = 1 entries (4 x 7.6B = 30.4B where
+    4 x 7.64B = 30.6B), so ``as_printed`` does the same; ``exact`` is the formula unrounded.
+    """
+    rows = []
+    for (mp, gpus), printed in TABLE2_PAPER.items():
+        n_d = gpus // mp
+        exact = [mp * max_params(memory_gb * GB, n_d, st) for st in STAGES]
+        base = [round(max_params(memory_gb * GB, n_d, st) / 1e9, 1) for st in STAGES]
+        as_printed = [mp * b for b in base]  # billions
+        ok = [matches_printed(v / 1e3 if p.endswith("T") else v, p[:-1]) for v, p in zip(as_printed, printed,
+                                                                                            strict=True)]
+        rows.append({"MP": mp, "GPUs": gpus, "N_d": n_d, "exact_billions": [round(v / 1e9, 2) for v in exact],
+                     "ours": [round(v, 1) for v in as_printed], "printed": list(printed), "matches": all(ok)})
+    return rows
+
+
 def matches_printed(ours: float, printed: str) -> bool:
     """Whether ``ours`` rounds to the paper's ``printed`` number at the paper's precision."""
     decimals = len(printed.split(".")[1]) if "." in printed else 0
@@ -180,3 +207,18 @@ def deepspeed_difference(psi: int, n_d: int, largest_layer: int) -> dict[str, fl
         "stage3_gap": est["stage3"]["deepspeed_gpu"] - est["stage3"]["paper_gpu"],
         "stage3_explained": 2 * psi / n_d + 4 * largest_layer,
     }
+
+
+DEEPSPEED_BUCKET = 500_000_000  # DeepSpeed's default reduce_bucket_size and allgather_bucket_size (elements)
+
+
+def offload_gpu_bound(psi: int, *, grad_bytes: int = 2, reduce_bucket: int = DEEPSPEED_BUCKET,
+                      allgather_bucket: int = DEEPSPEED_BUCKET) -> dict[str, float]:
+    """ZeRO-Offload on one GPU: DeepSpeed's own estimate of the GPU's model states
+    (``estimate_zero2_model_states_mem_needs(cpu_offload=True)``, the 2-byte parameters) plus
+    the two buckets it keeps on the GPU, in ``grad_bytes`` per element."""
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
+    _, gpu = estimate_zero2_model_states_mem_needs(psi, num_gpus_per_node=1, cpu_offload=True)
+    buckets = grad_bytes * (min(reduce_bucket, psi) + min(allgather_bucket, psi))
+    return {"estimate": gpu, "buckets": buckets, "bound": gpu + buckets}

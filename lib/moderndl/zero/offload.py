@@ -66,16 +66,22 @@ def regression_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) 
     return nn.functional.mse_loss(model(x).float(), y)
 
 
-def train(cfg: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None) -> dict:
-    """Train ``cfg`` for a few steps; return the peak GPU memory and the model-state bytes."""
-    if not torch.cuda.is_available():
-        raise RuntimeError("moderndl.zero.offload needs a CUDA GPU (the chapter's full profile)")
-    if gpu_cap_gb is not None:
+def train(cfg: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None, cpu: bool = False) -> dict:
+    """Train ``cfg`` for a few steps; return the peak GPU memory and the model-state bytes.
+
+    ``cpu=True`` runs the same accelerate + DeepSpeed path on CPU at toy size (the dry
+    profile's check that it does not crash), with ``torch.optim.AdamW`` inside DeepSpeed
+    instead of its compiled CPU Adam; there is no GPU memory to report then.
+    """
+    if not cpu and not torch.cuda.is_available():
+        raise RuntimeError("moderndl.zero.offload needs a CUDA GPU (the chapter's full profile); "
+                           "pass cpu=True (--cpu) for the toy CPU check")
+    if gpu_cap_gb is not None and not cpu:
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, gpu_cap_gb * 1e9 / total))
     model = big_mlp(cfg)
     psi = sum(p.numel() for p in model.parameters())
-    if plain:
+    if plain or cpu:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     else:
         from deepspeed.ops.adam import DeepSpeedCPUAdam  # ZeRO-Offload's CPU Adam (JIT-built on first use)
@@ -91,18 +97,31 @@ def train(cfg: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None) -> dict:
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
 
-        Accelerator(mixed_precision="bf16")
-        AcceleratorState().deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
-    torch.cuda.reset_peak_memory_stats()
-    config = TrainConfig(steps=cfg.steps, log_every=1, mixed_precision="bf16",
+        if cpu:  # DeepSpeed's CPU accelerator would JIT-compile a shared-memory all-reduce (minutes)
+            import deepspeed
+
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+        # On CPU: fp32, and cpu=False so that accelerate keeps the DeepSpeed plugin (its CPU
+        # accelerator); the Loop's own Accelerator then joins this shared state.
+        Accelerator(mixed_precision="no" if cpu else "bf16")
+        ds_config = AcceleratorState().deepspeed_plugin.deepspeed_config
+        ds_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
+        if cpu:
+            ds_config["zero_force_ds_cpu_optimizer"] = False  # torch's AdamW: nothing to compile
+    if not cpu:
+        torch.cuda.reset_peak_memory_stats()
+    config = TrainConfig(steps=cfg.steps, log_every=1, mixed_precision="no" if cpu else "bf16", cpu=cpu,
                          desc="plain Adam" if plain else "ZeRO-Offload")
-    status, history = "ok", []
+    status, history, stage = "ok", [], None
     try:
-        history, _ = fit(model, optimizer, regression_loss, lambda t: (x, y), config)
+        history, loop = fit(model, optimizer, regression_loss, lambda t: (x, y), config)
+        plugin = loop.accelerator.state.deepspeed_plugin
+        stage = plugin.zero_stage if plugin is not None else None
     except torch.cuda.OutOfMemoryError as err:
         status = f"out of memory: {str(err).splitlines()[0]}"
-    return {"config": asdict(cfg), "plain": plain, "psi": psi, "status": status,
-            "peak_gpu_bytes": torch.cuda.max_memory_allocated(), "gpu_cap_gb": gpu_cap_gb,
+    return {"config": asdict(cfg), "plain": plain, "psi": psi, "status": status, "zero_stage": stage,
+            "peak_gpu_bytes": None if cpu else torch.cuda.max_memory_allocated(), "gpu_cap_gb": gpu_cap_gb,
             "loss": [h["loss"] for h in history]}
 
 
@@ -113,10 +132,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=OffloadConfig.steps)
     parser.add_argument("--gpu-cap-gb", type=float, default=None)
     parser.add_argument("--plain", action="store_true", help="plain AdamW on the GPU, no DeepSpeed")
+    parser.add_argument("--cpu", action="store_true", help="the same path on CPU at toy size (no GPU needed)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     cfg = OffloadConfig(params=args.params, width=args.width, steps=args.steps)
-    result = train(cfg, plain=args.plain, gpu_cap_gb=args.gpu_cap_gb)
+    result = train(cfg, plain=args.plain, gpu_cap_gb=args.gpu_cap_gb, cpu=args.cpu)
     Path(args.out).write_text(json.dumps(result, indent=2))
 
 
