@@ -212,6 +212,7 @@ def experiment(s: profiles.Settings, led: ledger.Ledger, seed: int) -> dict[str,
     led.record("generate_s", time.perf_counter() - start)
     led.record("hop_distribution", {"train": hop_distribution(data.train), "test": hop_distribution(data.test)})
     blind_acc = led.record("blind_accuracy", blind(data))
+    led.record("seen_texts", chance.seen_texts(data.train, data.test))
     monitor = monitor_for(s, data)
     models = train_models(s, data, seed, monitor)
     led.record("train_s", {k: m["seconds"] for k, m in models.items()})

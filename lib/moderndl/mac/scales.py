@@ -4,9 +4,10 @@
   p = 12, 300-d word vectors, Adam lr 1e-4, batch 64, EMA 0.999, clip 8, dropout 0.15) on a
   64-pixel world with CLEVR's eight colours, three shapes, up to six objects and three-hop
   relations, on one GPU.
-- ``laptop`` asks all five families on a 32-pixel world whose objects sit on a 4 x 4 grid of
-  knowledge-base cells (one object per cell), with d = 64, in about 10 minutes on two cores;
-  it also trains the step-count ablation.
+- ``laptop`` asks all five families on a 32-pixel world whose objects (three colours, two
+  shapes, two sizes, up to five) sit on a 4 x 4 grid of knowledge-base cells, one object per
+  cell, with d = 64 and p = 4 (a 3-hop chain needs 4 retrievals), aiming at about 10 minutes
+  on two idle cores; it also trains p = 1 and p = 2 for the step ablation, with equal steps.
 - ``smoke`` keeps the two families that need the image most (query and relate, chains of at
   most two hops) and trains for a few hundred steps, for CI.
 - ``dry`` is ``full`` with only steps and data sizes cut.
@@ -24,11 +25,12 @@ TABLE: dict[str, dict] = {
                              max_hops=2, max_count=2, questions_per_scene=2, cells=4, resolution=4,
                              radii=(0.07, 0.12), families=("query", "relate")),
                   model=_GRID_MODEL),
-    "laptop": dict(image_size=32, n_train=40_000, n_test=3_000, n_val=0, d=64, p=6, lr=2e-3, batch_size=64,
-                   ema_decay=0.99, steps=3_000, baseline_steps=2_000, ablation_p=[1, 2, 4], ablation_steps=1_500,
+    "laptop": dict(image_size=32, n_train=40_000, n_test=3_000, n_val=0, d=64, p=4, lr=2e-3, batch_size=64,
+                   ema_decay=0.99, steps=4_000, baseline_steps=3_000, ablation_p=[1, 2], ablation_steps=4_000,
                    threads=1, eval_every=0, bench_repeats=10, variant="paper", clevr_dir="",
-                   world=dict(colors=("red", "green", "blue", "yellow"), max_objects=5, max_hops=3, max_count=3,
-                              questions_per_scene=5, cells=4, resolution=4, radii=(0.07, 0.12)),
+                   world=dict(colors=("red", "green", "blue"), shapes=("circle", "square"), max_objects=5,
+                              max_hops=3, max_count=3, questions_per_scene=5, cells=4, resolution=4,
+                              radii=(0.07, 0.12)),
                    model=_GRID_MODEL),
     "full": dict(image_size=64, n_train=200_000, n_test=10_000, n_val=2_000, d=512, p=12, lr=1e-4, batch_size=64,
                  ema_decay=0.999, steps=20_000, baseline_steps=10_000, ablation_p=[1, 2, 4, 8],
@@ -38,8 +40,9 @@ TABLE: dict[str, dict] = {
                  model=dict(embed_dim=300, stem="conv", stem_layers=3, stem_channels=128, coords=True,
                             dropout=0.15)),
 }
-TABLE["dry"] = dict(TABLE["full"], n_train=400, n_test=200, n_val=100, steps=2, baseline_steps=2, ablation_steps=2,
-                    eval_every=1, bench_repeats=1, world=dict(TABLE["full"]["world"], questions_per_scene=2))
+TABLE["dry"] = dict(TABLE["full"], n_train=200, n_test=32, n_val=16, batch_size=8, steps=2, baseline_steps=2,
+                    ablation_steps=2, eval_every=2, bench_repeats=1,
+                    world=dict(TABLE["full"]["world"], questions_per_scene=2))
 
 RANGES = {"image_size": (16, None), "n_train": (10, None), "n_test": (10, None), "n_val": (0, None),
           "d": (2, None), "p": (1, None), "lr": (0.0, None), "batch_size": (1, None), "ema_decay": (0.0, 0.9999),
