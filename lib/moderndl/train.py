@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DummyOptim, DummyScheduler
 from tqdm import tqdm
 
 from moderndl.seed import generator as seed_generator
@@ -64,6 +65,10 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
 
 
+# Optimizers, and the placeholders a DeepSpeed config's own optimizer and scheduler stand behind.
+_PREPARED = (torch.optim.Optimizer, DummyOptim, DummyScheduler)
+
+
 class Loop:
     """Prepared state plus a step runner. ``state`` names everything to checkpoint.
 
@@ -79,7 +84,7 @@ class Loop:
         # Modules with trainable parameters and optimizers go through one prepare call: DDP
         # wraps the modules, and DeepSpeed needs the model and its optimizer together. A module
         # with nothing to train (a fixed loss weighting, say) is only moved: DDP refuses it.
-        names = [k for k, v in state.items() if isinstance(v, torch.optim.Optimizer)
+        names = [k for k, v in state.items() if isinstance(v, _PREPARED)
                  or (isinstance(v, torch.nn.Module) and any(p.requires_grad for p in v.parameters()))]
         prepared = self.accelerator.prepare(*(state[k] for k in names)) if names else ()
         prepared = prepared if isinstance(prepared, tuple) else (prepared,)
@@ -169,13 +174,12 @@ class Loop:
         """The logged scalars of ``pending`` steps, each averaged over ranks in one all-reduce."""
         rows = [[v.detach().float().mean() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
                  for v in logs.values()] for _, logs in pending]
-        if self.accelerator.num_processes == 1:
+        world = ranks()[1]
+        if world == 1 or not any(rows):
             return [[float(v) for v in row] for row in rows]
-        widths = {len(r) for r in rows}
-        flat = torch.stack([v.to(self.device) for row in rows for v in row]) if sum(widths) else None
-        if flat is None:
-            return rows
-        flat = self.accelerator.reduce(flat, reduction="mean").cpu().tolist()  # (sum of row widths,)
+        flat = torch.stack([v.to(self.device) for row in rows for v in row])  # (sum of row widths,)
+        torch.distributed.all_reduce(flat)
+        flat = (flat / world).cpu().tolist()
         out, i = [], 0
         for row in rows:
             out.append(flat[i:i + len(row)])
@@ -251,6 +255,10 @@ def make_accelerator(config: TrainConfig, **kwargs: Any) -> Accelerator:
 
     cpu = config.cpu or not torch.cuda.is_available()
     precision = "no" if cpu else config.mixed_precision
+    if kwargs.get("deepspeed_plugin") is not None:
+        # accelerate hands a run to DeepSpeed only with cpu=False; on a machine without CUDA,
+        # DeepSpeed's own CPU accelerator (DS_ACCELERATOR=cpu) then places it on the CPU.
+        return Accelerator(mixed_precision=precision, cpu=False, **kwargs)
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision", precision) != precision and not PartialState().use_distributed:
         AcceleratorState._reset_state()
@@ -293,17 +301,16 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 def ranks(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
     """``(rank, world_size)``: the given values, else the launch's, else ``(0, 1)``.
 
-    The launch is read from accelerate's process state once an ``Accelerator`` exists (every
-    loop's shares it), else from ``RANK`` and ``WORLD_SIZE``, which ``torchrun`` and
-    ``accelerate launch`` set. (Creating accelerate's state here would fix it too early: on a
-    CPU-only machine it only becomes multi-process when created with ``cpu=True``.)
+    The launch is read from ``torch.distributed`` once a process group exists (accelerate
+    under DeepSpeed on CPU reports one process even then), else from ``RANK`` and
+    ``WORLD_SIZE``, which ``torchrun`` and ``accelerate launch`` set. Asking accelerate's state
+    here would fix it too early: on a CPU-only machine it is multi-process only when created
+    with ``cpu=True``.
     """
     if rank is None or world_size is None:
-        from accelerate.state import PartialState
-
-        if PartialState._shared_state:
-            state = PartialState()
-            launch = state.process_index, state.num_processes
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            launch = dist.get_rank(), dist.get_world_size()
         else:
             launch = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
         rank = launch[0] if rank is None else rank
