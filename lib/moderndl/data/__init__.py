@@ -1,13 +1,11 @@
-"""Data without downloads: loaders for what ships with installed packages, procedural
-generators, and loaders for a user's own folders. One module per source.
+"""Data that several chapters share, without downloads. One module per source.
 
 - ``images``: a user's image folder (any chapter), with errors that name the file.
 - ``digits``: scikit-learn's 8x8 digits as tensors, with a fixed split.
-- ``cifar``: a CIFAR-10 python-pickle folder (RandWire's full profile).
-- ``multimnist``: two overlapping digits on one canvas (multitask).
-- ``clevr``, ``clevr_questions``: a procedurally generated CLEVR-like world (MAC);
-  ``clevr_folder``: the real CLEVR v1.0 folder behind the same interface.
-- ``art``, ``photos``: procedural abstract art and crops of bundled photographs (GANs).
 - ``text``: a user's text file, CPython's ``pydoc_data`` topics and the licence texts
-  installed packages ship (GPT-2).
+  installed packages ship.
+
+Data that belongs to one paper lives in that paper's package: the CLEVR-like world in
+``moderndl.mac``, MultiMNIST in ``moderndl.multitask``, the art and photo sets in
+``moderndl.gan``, CIFAR-10 folders in ``moderndl.randwire``.
 """
