@@ -17,6 +17,8 @@ from ..conftest import REPO
 
 NAME = "multitask"  # a chapter whose smoke run is among the quickest
 
+pytestmark = pytest.mark.xdist_group(NAME)
+
 
 @pytest.mark.slow
 def test_a_notebook_alone_in_a_folder_runs_at_smoke(tmp_path, monkeypatch):

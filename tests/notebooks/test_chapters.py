@@ -15,47 +15,39 @@ CHAPTERS = stage.chapters()
 BUDGET_S = {"smoke": 90, "dry": 60}  # DESIGN.md's budgets on a 2-core machine
 
 
-@pytest.fixture(scope="module", params=CHAPTERS or [None], ids=lambda n: n or "no-chapters")
-def executed(request):
-    if request.param is None:
-        pytest.skip("no chapter listed in _toc.yml yet")
-    return run.run(request.param, "smoke")
+def _grouped(names):
+    """One xdist group per chapter: its smoke and dry runs share artifact folders, so they run
+    one after the other on one worker while other chapters run on the other."""
+    return [pytest.param(n, marks=pytest.mark.xdist_group(n)) for n in names] or [
+        pytest.param(None, marks=pytest.mark.skip(reason="no chapter listed in _toc.yml yet"))]
 
 
-def test_sidecar_is_complete(executed):
+@pytest.mark.parametrize("name", _grouped(CHAPTERS))
+def test_smoke_run_holds_its_claims(name):
+    executed = run.run(name, "smoke")
     assert executed["profile"] == "smoke" and executed["device"].startswith("cpu")
     assert executed["wall_s"] > 0 and executed["commit"] and executed["torch"]
-    assert executed["claims"], f"{executed['notebook']} records no claim"
+    assert executed["claims"], f"{name} records no claim"
     for c in executed["claims"]:
         assert tuple(c) == ledger.CLAIM_KEYS
         assert c["statement"] and c["ours"] is not None, f"claim {c['id']} has no measured value"
-
-
-def test_claims_in_scope_hold(executed):
     failing = [f"{c['id']}: {c['statement']} (ours={c['ours']}, paper={c['paper_value']}, tol={c['tolerance']})"
                for c in executed["claims"] if ledger.asserted(c) and not c["holds"]]
-    assert not failing, f"{executed['notebook']}: claims that do not hold at smoke:\n" + "\n".join(failing)
-
-
-def test_unmet_claims_explain_themselves(executed):
+    assert not failing, f"{name}: claims that do not hold at smoke:\n" + "\n".join(failing)
     silent = [c["id"] for c in executed["claims"] if not c["holds"] and not c["note"]]
-    assert not silent, f"{executed['notebook']}: claims recorded as not holding need a note: {silent}"
+    assert not silent, f"{name}: claims recorded as not holding need a note: {silent}"
+    # CI machines are shared: half the budget again before a slow machine fails the build
+    if not executed["cached"]:
+        assert executed["wall_s"] <= 1.5 * BUDGET_S["smoke"], f"{name} took {executed['wall_s']} s"
 
 
-def test_smoke_fits_its_budget(executed):
-    if executed["cached"]:
-        pytest.skip("served from the cache: its wall time was checked when it ran")
-    assert executed["wall_s"] <= 1.5 * BUDGET_S["smoke"], f"{executed['notebook']} took {executed['wall_s']} s"
-
-
-@pytest.mark.parametrize("name", CHAPTERS)
+@pytest.mark.parametrize("name", _grouped(CHAPTERS))
 def test_dry_runs_the_full_code_paths(name):
-    """The full profile with steps and sizes cut finishes; the dry table differs from full
-    only in the few settings that cut it."""
+    """The full profile with steps and sizes cut finishes; nothing is asserted of its claims."""
+    scales = run.chapters.scales(name)
+    assert scales is not None, f"{name}: no moderndl.<package>.scales with its profile table"
+    profiles.check_table(scales.TABLE)
     data = run.run(name, "dry")
     assert data["profile"] == "dry" and data["wall_s"] > 0
     if not data["cached"]:
         assert data["wall_s"] <= 1.5 * BUDGET_S["dry"], f"{name} at dry took {data['wall_s']} s"
-    scales = run.chapters.scales(name)
-    assert scales is not None, f"{name}: no moderndl.<package>.scales with its profile table"
-    profiles.check_table(scales.TABLE)
