@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 def run_ranks(script: str, tmp_path: Path, *, nproc: int = 2, args: tuple[str, ...] = (), timeout: float = 300,
-              launcher: str = "torchrun") -> "subprocess.CompletedProcess[str]":
+              launcher: str = "torchrun"):
     """Run ``script`` (Python source) on ``nproc`` gloo CPU ranks and return the finished process.
 
     ``launcher`` is ``torchrun`` (``torch.distributed.run --nproc_per_node``) or ``accelerate``

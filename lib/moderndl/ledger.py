@@ -73,7 +73,7 @@ def new_sidecar(notebook: str, profile: str, device: torch.device | str | None =
         "device": device_name(device),
         "torch": torch.__version__,
         "commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "wall_s": 0.0,
         "metrics": {},
         "claims": [],

@@ -168,7 +168,7 @@ def imported_files(path: Path) -> list[Path]:
     return sorted(files)
 
 
-def _hash_path(h: "hashlib._Hash", target: Path) -> None:
+def _hash_path(h: hashlib._Hash, target: Path) -> None:
     """File names, sizes and bytes under ``target`` (a file or a folder), in a fixed order."""
     files = [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())
     for f in files:

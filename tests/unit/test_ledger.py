@@ -5,7 +5,6 @@ import pytest
 
 from moderndl import ledger, profiles
 
-
 EMPTY = {p: {} for p in profiles.SCALES}
 
 

@@ -72,8 +72,11 @@ def test_the_install_cell_runs_pip_only_when_the_library_is_missing(present, mon
 
     code = TransformerManager().transform_cell("".join(_install_cell(NOTEBOOKS[0])["source"]))
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: (real(name, *a) if present else None) if name == "moderndl" else real(name, *a))
+
+    def find_spec(name, *args):
+        return None if name == "moderndl" and not present else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     exec(code, {"get_ipython": lambda: Shell()})  # noqa: S102 - the notebook's own cell
     if present:
         assert calls == []
