@@ -1,5 +1,6 @@
 """The MFU formula against torch's FLOP counter, and a toy-sized run of the comparison."""
 
+import pytest
 import torch
 
 from moderndl.gpt2 import bench
@@ -31,8 +32,24 @@ def test_flops_per_token_matches_the_flop_counter():
     assert measured == formula
 
 
-def test_compare_runs_on_cpu_at_toy_size():
+def test_compare_at_toy_size_reports_mfu_by_its_definition():
     out = bench.compare(bench.tiny(repeats=1), "cpu", peak_flops=1e9)
-    assert out["ours"]["tokens_per_s"] > 0 and out["hf"]["tokens_per_s"] > 0
     assert out["speedup"] == out["ours"]["tokens_per_s"] / out["hf"]["tokens_per_s"]
-    assert 0 < out["ours"]["mfu"] and out["peak_flops"] == 1e9
+    assert out["ours"]["mfu"] == out["flops_per_token"] * out["ours"]["tokens_per_s"] / 1e9
+    assert out["datasheet_peak_flops"] is None and out["ours"]["mfu_datasheet"] is None  # no GPU model on CPU
+
+
+def test_datasheet_peaks_by_device_name():
+    assert bench.datasheet_peak("NVIDIA H100 80GB HBM3") == 989e12
+    assert bench.datasheet_peak("NVIDIA H100 PCIe") == 756e12
+    assert bench.datasheet_peak("NVIDIA A100-SXM4-80GB") == 312e12
+    assert bench.datasheet_peak("NVIDIA L40S") == 362e12
+    assert bench.datasheet_peak("Tesla T4") is None
+
+
+def test_generation_benchmark_times_segments_that_add_up():
+    ours, hf = bench.generation_pair(n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=64)
+    prompt = torch.randint(0, 64, (2, 4), generator=torch.Generator().manual_seed(0))
+    out = bench.generation(ours, hf, prompt, 16, repeats=1, segments=2)
+    assert out["ratio"] == pytest.approx(out["ours_tokens_per_s"] / out["hf_tokens_per_s"])
+    assert len(out["per_token_ms"]["cache"]) == 2 and len(out["per_token_ms"]["no_cache"]) == 2

@@ -81,3 +81,44 @@ def test_unsupported_config_and_long_input_are_errors():
     model = GPT(GPTConfig(vocab_size=10, n_positions=4, n_embd=8, n_layer=1, n_head=2))
     with pytest.raises(ValueError, match="n_positions=4"):
         model(torch.zeros(1, 5, dtype=torch.long))
+
+
+# -- the KV cache ------------------------------------------------------------------------------------
+
+def test_cached_logits_equal_full_forward(pair):
+    _, ours = pair
+    x = torch.randint(0, SMALL["vocab_size"], (2, 20), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full = ours(x)  # (2, 20, V)
+        cache = ours.new_cache(2)
+        steps = [ours(x[:, :7], cache)]  # prefill 7 tokens
+        steps += [ours(x[:, t:t + 1], cache) for t in range(7, 15)]  # one token at a time
+        steps.append(ours(x[:, 15:], cache))  # a chunk after cached tokens: needs the offset mask
+    assert cache.length == 20
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+
+
+def test_cached_greedy_equals_hf_generate_on_several_prompts(pair):
+    hf, ours = pair
+    prompt = torch.randint(0, SMALL["vocab_size"], (4, 6), generator=torch.Generator().manual_seed(5))
+    ref = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=30, do_sample=False,
+                      pad_token_id=299, eos_token_id=None)
+    assert torch.equal(sampling.sample(ours, prompt, 30, greedy=True), ref)
+
+
+def test_past_the_window_the_cache_slides_like_the_uncached_decoder(pair):
+    _, ours = pair
+    prompt = torch.tensor([[1, 2, 3]])
+    n = SMALL["n_positions"] + 10  # beyond the context: the window slides
+    cached = sampling.sample(ours, prompt, n, greedy=True)
+    plain = sampling.sample(ours, prompt, n, greedy=True, use_cache=False, n_positions=SMALL["n_positions"])
+    assert torch.equal(cached, plain)
+
+
+def test_cached_sampling_draws_what_the_uncached_sampler_draws(pair):
+    _, ours = pair
+    prompt = torch.tensor([[7, 8]] * 3)
+    kw = dict(temperature=0.9, top_k=20, top_p=0.9)
+    a = sampling.sample(ours, prompt, 12, generator=torch.Generator().manual_seed(0), **kw)
+    b = sampling.sample(ours, prompt, 12, generator=torch.Generator().manual_seed(0), use_cache=False, **kw)
+    assert torch.equal(a, b)

@@ -7,29 +7,50 @@ $$F = 6N + 12\\,L\\,H\\,Q\\,T,$$
 
 with $N$ the parameters (without position embeddings, as nanoGPT counts), $L$ layers, $H$
 heads of width $Q$ and context $T$. MFU $= F \\cdot \\text{tokens/s} \\,/\\, P$, where the peak
-$P$ is *measured* here as the best bf16 matmul rate on the same device (not the data sheet).
+$P$ is reported two ways: *measured*, the best bf16 matmul rate on the same device, and the
+*data-sheet* dense bf16 peak of the GPU model (:data:`DATASHEET_BF16`), which is higher.
+
+:func:`generation` times decoding: our KV-cached sampler against ``GPT2LMHeadModel.generate``
+(also KV-cached) on the same weights, interleaved trials, and the time per token along the
+sequence, which a cache keeps flat and a cache-free decoder makes grow linearly.
 
 :func:`compare` runs both models with identical weights, batch, bf16 autocast,
 ``torch.compile`` and fused AdamW, so the ratio isolates the model code. It is meant for a
-GPU (the issue's 124M setting: ``BenchConfig()``); on CPU it runs at toy sizes as a check.
+GPU (GPT-2 124M: ``BenchConfig()``); on CPU it runs at toy sizes as a check.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from moderndl.gpt2 import lm
-from moderndl.gpt2.model import configure_optimizer, from_hf
+from moderndl.gpt2.model import GPT, GPTConfig, configure_optimizer, from_hf
 from moderndl.measure import time_it
+
+# Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s, without sparsity).
+DATASHEET_BF16 = {
+    "H100": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H200": 989e12, "GH200": 989e12,
+    "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10": 125e12, "RTX 4090": 165e12,
+}
+
+
+def datasheet_peak(device_name: str) -> float | None:
+    """The data-sheet bf16 peak of a GPU by its ``torch.cuda.get_device_name``, or ``None``."""
+    name = device_name.upper()
+    for key in sorted(DATASHEET_BF16, key=len, reverse=True):  # "H100 PCIe" before "H100" (SXM)
+        if all(part in name for part in key.upper().split()):
+            return DATASHEET_BF16[key]
+    return None
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """The issue's setting: GPT-2 124M (Radford et al. 2019, Table 2) at sequence length 1024."""
+    """GPT-2 124M (Radford et al. 2019, Table 2) at sequence length 1024."""
 
     n_layer: int = 12
     n_head: int = 12
@@ -105,11 +126,14 @@ def compare(cfg: BenchConfig | None = None, device: torch.device | str | None = 
     result_ours = throughput(ours, cfg, dev)
     del ours
     result_hf = throughput(hf.to(dev), cfg, dev)
+    sheet = datasheet_peak(torch.cuda.get_device_name(dev)) if dev.type == "cuda" else None
     out = {"config": asdict(cfg), "device": str(dev), "n_params": n_params, "flops_per_token": per_token,
-           "peak_flops": peak, "ours": result_ours, "hf": result_hf,
+           "peak_flops": peak, "datasheet_peak_flops": sheet, "ours": result_ours, "hf": result_hf,
            "speedup": result_ours["tokens_per_s"] / result_hf["tokens_per_s"]}
     for name in ("ours", "hf"):
-        out[name]["mfu"] = per_token * out[name]["tokens_per_s"] / peak
+        achieved = per_token * out[name]["tokens_per_s"]
+        out[name]["mfu"] = achieved / peak  # against the measured matmul peak
+        out[name]["mfu_datasheet"] = achieved / sheet if sheet else None
     return out
 
 
@@ -120,4 +144,106 @@ def tiny(**overrides: Any) -> BenchConfig:
     return BenchConfig(**(base | overrides))
 
 
-__all__ = ["BenchConfig", "compare", "flops_per_token", "matmul_peak", "throughput", "tiny"]
+@torch.no_grad()
+def generation(ours: Any, hf: Any, prompt: torch.Tensor, new_tokens: int, *, repeats: int = 3,
+               segments: int = 4) -> dict[str, Any]:
+    """Decoding tokens/s of our cached sampler and of ``hf.generate`` on the same weights.
+
+    Both sample (temperature 1, no truncation) ``new_tokens`` after ``prompt`` ``(B, T0)``,
+    without stopping at ``<|endoftext|>``; the trials alternate, and each side's median is
+    reported. ``per_token_ms`` is ours, the mean time per token over each of ``segments``
+    equal stretches of the sequence (the first token, which carries the prefill, left out),
+    with and without the cache, from one timed run each.
+    """
+    import time
+
+    from moderndl.gpt2 import sampling
+
+    B = prompt.shape[0]
+    ours.eval()
+    hf.eval()
+
+    def run_ours(n: int, cache: bool = True, on_token: Any = None) -> None:
+        sampling.sample(ours, prompt, n, use_cache=cache, n_positions=ours.config.n_positions, on_token=on_token)
+
+    def run_hf() -> None:
+        hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0, max_new_tokens=new_tokens,
+                    pad_token_id=0, eos_token_id=None)
+
+    run_ours(8)
+    run_hf()
+    times: dict[str, list[float]] = {"ours": [], "hf": []}
+    for _ in range(repeats):  # interleaved, so background load hits both alike
+        for name, fn in (("ours", lambda: run_ours(new_tokens)), ("hf", run_hf)):
+            times[name].append(time_it(fn, warmup=0, repeats=1)["median_s"])
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    per_token = {}
+    for cache in (True, False):
+        stamps = [time.perf_counter()]
+        run_ours(new_tokens, cache, on_token=lambda i, st=stamps: st.append(time.perf_counter()))
+        gaps = [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]  # tokens 2..n
+        size = max(1, len(gaps) // segments)
+        per_token["cache" if cache else "no_cache"] = [
+            1e3 * sum(gaps[i * size:(i + 1) * size]) / len(gaps[i * size:(i + 1) * size]) for i in range(segments)]
+    return {"batch": B, "prompt_tokens": prompt.shape[1], "new_tokens": new_tokens, "repeats": repeats,
+            "ours_tokens_per_s": B * new_tokens / med["ours"], "hf_tokens_per_s": B * new_tokens / med["hf"],
+            "ratio": med["hf"] / med["ours"], "per_token_ms": per_token, "times_s": times}
+
+
+def generation_pair(n_layer: int = 4, n_embd: int = 256, n_head: int = 4, vocab_size: int = 4096,
+                    n_positions: int = 256, seed: int = 0) -> tuple[Any, Any]:
+    """``(ours, hf)``: a randomly initialised ``GPT2LMHeadModel`` and our copy of its weights."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
+                                    n_head=n_head, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0,
+                                    attn_pdrop=0.0)).eval()
+    return from_hf(hf).eval(), hf
+
+
+def gpu_check(device: torch.device, toy: bool) -> dict[str, Any]:
+    """The chapter's part of ``make gpu-check``: ``finetune``'s training path and the benchmarks.
+
+    On CUDA: a short ``finetune`` run of the 124M architecture (random weights, a BPE tokenizer
+    trained here: no hub on the check machine) with the full profile's switches (bf16 autocast,
+    ``torch.compile``, fused AdamW); the training throughput against ``GPT2LMHeadModel`` (MFU
+    against the measured and the data-sheet peak); and the decoding comparison. ``toy=True``
+    (no CUDA) runs the same paths at toy size on CPU and lists what it skipped.
+    """
+    import tempfile
+    import time
+
+    from moderndl.data import text as text_data
+    from moderndl.gpt2 import api, pretrain
+
+    out: dict[str, Any] = {"device": str(device), "toy": toy, "skipped": []}
+    if toy:
+        out["skipped"] += ["bf16 autocast and torch.compile (CPU)", "the 124M size", "data-sheet MFU"]
+    arch = dict(n_layer=2, n_embd=64, n_head=2, n_positions=64) if toy else dict(n_layer=12, n_embd=768, n_head=12,
+                                                                                  n_positions=1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = text_data.pydoc_topics()[: 60_000 if toy else 400_000]
+        tokenizer = pretrain.train_tokenizer([corpus], 512 if toy else 8192)
+        model = GPT(GPTConfig(vocab_size=len(tokenizer), **arch))
+        base = api.save_pretrained(model, tokenizer, Path(tmp) / "base")
+        data = Path(tmp) / "train.txt"
+        data.write_text(corpus)
+        started = time.perf_counter()
+        run = api.finetune(data, base, 3 if toy else 30, run_name="check", checkpoint_dir=Path(tmp) / "ckpt",
+                           batch_size=2 if toy else 8, accumulate_gradients=2, block_size=arch["n_positions"],
+                           sample_every=0, save_every=0, print_every=0, cpu=device.type != "cuda", progress=False)
+        out["finetune"] = {"steps": run.step, "wall_s": time.perf_counter() - started, "losses": run.losses,
+                           "mixed_precision": "bf16" if device.type == "cuda" else "no",
+                           "compile": device.type == "cuda"}
+    out["throughput"] = compare(tiny(repeats=2) if toy else BenchConfig(repeats=10), device,
+                                peak_flops=1e9 if toy else None)
+    ours, hf = generation_pair(**(dict(n_layer=2, n_embd=64, n_head=2, vocab_size=256) if toy else {}))
+    prompt = torch.randint(0, ours.config.vocab_size, (4, 8), device=device)  # (B, T0)
+    out["generation"] = generation(ours.to(device), hf.to(device), prompt, 32 if toy else 192,
+                                   repeats=1 if toy else 3)
+    return out
+
+
+__all__ = ["BenchConfig", "DATASHEET_BF16", "compare", "datasheet_peak", "flops_per_token", "generation",
+           "generation_pair", "gpu_check", "matmul_peak", "throughput", "tiny"]

@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from moderndl.seed import generator as seed_generator
+from moderndl.train import rank_slice
 
 
 def logits_of(model: Any, idx: torch.Tensor) -> torch.Tensor:
@@ -37,13 +38,17 @@ def lm_loss(model: Any, windows: torch.Tensor) -> torch.Tensor:
 class random_windows:  # noqa: N801 - reads as a function at call sites
     """Step-indexed sampler: ``random_windows(tokens, block_size, batch_size, seed)(t)``.
 
-    Returns ``(micro_batches, batch_size, block_size + 1)`` windows at random offsets drawn
-    from a generator seeded by ``(seed, t)``, as gpt-2-simple samples its dataset. The batch
-    at step ``t`` is a pure function of ``(seed, t)``, so a resumed run sees the batches an
-    uninterrupted run would.
+    Returns this rank's ``(micro_batches, batch_size // world_size, block_size + 1)`` windows.
+    At step ``t`` the *global* batch, ``micro_batches x batch_size`` windows at random offsets,
+    is drawn from ``seed.generator(seed, t)`` as gpt-2-simple samples its dataset; each rank
+    keeps its :func:`moderndl.train.rank_slice` of every micro-batch (rank and world size from
+    the launch unless given). So the batch at step ``t`` is a pure function of ``(seed, t)``: a
+    resumed run sees the batches an uninterrupted one would, and N ranks together see exactly
+    the windows of one process.
     """
 
-    def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, seed: int, micro_batches: int = 1):
+    def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, seed: int, micro_batches: int = 1,
+                 *, rank: int | None = None, world_size: int | None = None):
         if tokens.dim() != 1:
             raise ValueError(f"tokens must be 1-D, got shape {tuple(tokens.shape)}")
         if len(tokens) < block_size + 1:
@@ -51,14 +56,19 @@ class random_windows:  # noqa: N801 - reads as a function at call sites
                              f"{block_size + 1}; pass a longer text or a smaller block_size")
         self.tokens, self.block_size, self.batch_size = tokens, block_size, batch_size
         self.seed, self.micro_batches = seed, micro_batches
+        self.rows = rank_slice(batch_size, rank, world_size)
 
-    def __call__(self, step: int) -> torch.Tensor:
+    def global_batch(self, step: int) -> torch.Tensor:
+        """All ranks' windows at ``step``: ``(micro_batches, batch_size, block_size + 1)``."""
         g = seed_generator(self.seed, step)
         n = self.micro_batches * self.batch_size
         starts = torch.randint(0, len(self.tokens) - self.block_size, (n,), generator=g)  # (n,)
         offsets = torch.arange(self.block_size + 1)  # (T + 1,)
         windows = self.tokens[starts[:, None] + offsets[None, :]]  # (n, T + 1)
         return windows.view(self.micro_batches, self.batch_size, self.block_size + 1)  # (M, B, T + 1)
+
+    def __call__(self, step: int) -> torch.Tensor:
+        return self.global_batch(step)[:, self.rows]  # (M, B // world_size, T + 1)
 
 
 @torch.no_grad()

@@ -79,6 +79,44 @@ class GPTConfig:
                           attn_pdrop=self.dropout, **extra)
 
 
+class KVCache:
+    """Keys and values of every layer for the tokens decoded so far (incremental decoding).
+
+    Attention at position $t$ needs $k_{\\le t}$ and $v_{\\le t}$ of every earlier position, and
+    they do not change once computed (the mask is causal). So a decoder runs the prompt once
+    (prefill), stores its keys and values here, and then feeds one new token per step,
+    which costs $O(t)$ instead of re-running the whole prefix at $O(t^2)$. The buffers are
+    preallocated to ``max_length`` so a step writes in place instead of concatenating.
+    """
+
+    def __init__(self, n_layer: int, batch_size: int, n_head: int, max_length: int, head_dim: int, *,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+        shape = (n_layer, batch_size, n_head, max_length, head_dim)  # (L, B, H, T_max, Q)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # tokens cached; the model advances it after all layers ran
+
+    @property
+    def max_length(self) -> int:
+        return self.k.shape[3]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Store ``k, v`` ``(B, H, T, Q)`` of ``layer`` after the cached positions; return all
+        keys and values so far ``(B, H, S, Q)`` and the attention mask of the new queries."""
+        start, T = self.length, k.shape[2]
+        end = start + T
+        if end > self.max_length:
+            raise ValueError(f"KV cache holds {self.max_length} positions; {end} requested")
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        if T == 1:  # one new token sees every cached position: no mask
+            mask = None
+        else:  # query i (absolute position start + i) sees keys 0..start + i
+            rows = torch.arange(start, end, device=k.device)[:, None]  # (T, 1)
+            mask = torch.arange(end, device=k.device)[None, :] <= rows  # (T, S), True = attend
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end], mask
+
+
 class CausalSelfAttention(nn.Module):
     """Masked multi-head self-attention with one fused QKV projection (Sec. 2.3)."""
 
@@ -89,15 +127,19 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, Q)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, Q)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, Q)
-        # softmax(q k^T / sqrt(Q) + causal mask) v, by the fused kernel
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, Q)
+        if cache is None:
+            # softmax(q k^T / sqrt(Q) + causal mask) v, by the fused kernel
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, Q)
+        else:
+            k, v, mask = cache.append(layer, k, v)  # (B, H, S, Q) x 2 with S = past + T; mask (T, S) or None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Q)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -126,8 +168,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -158,15 +200,33 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, *, last_only: bool = False) -> torch.Tensor:
+        """Logits ``(B, T, vocab_size)`` for ``idx`` ``(B, T)``.
+
+        With a :class:`KVCache`, ``idx`` continues the cached sequence: its positions start at
+        ``cache.length``, its keys and values are appended, and it attends to everything
+        cached before it. ``last_only`` returns the logits of the last position, ``(B, 1, V)``.
+        """
         B, T = idx.shape
-        if T > self.config.n_positions:
-            raise ValueError(f"sequence length {T} exceeds n_positions={self.config.n_positions}")
-        pos = torch.arange(T, device=idx.device)  # (T,)
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.n_positions:
+            raise ValueError(f"sequence length {start + T} exceeds n_positions={self.config.n_positions}")
+        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
         x = self.transformer["drop"](self.transformer["wte"](idx) + self.transformer["wpe"](pos))  # (B, T, C)
-        for block in self.transformer["h"]:
-            x = block(x)  # (B, T, C)
+        for i, block in enumerate(self.transformer["h"]):
+            x = block(x, cache, i)  # (B, T, C)
+        if cache is not None:
+            cache.length += T
+        if last_only:
+            x = x[:, -1:]  # (B, 1, C)
         return self.lm_head(self.transformer["ln_f"](x))  # (B, T, vocab_size)
+
+    def new_cache(self, batch_size: int, max_length: int | None = None) -> KVCache:
+        """An empty :class:`KVCache` for ``batch_size`` sequences of up to ``max_length`` tokens."""
+        cfg = self.config
+        w = self.transformer["wte"].weight
+        return KVCache(cfg.n_layer, batch_size, cfg.n_head, max_length or cfg.n_positions, cfg.n_embd // cfg.n_head,
+                       device=w.device, dtype=w.dtype)
 
     def num_params(self, *, non_embedding: bool = True) -> int:
         """Parameters (tied weights once); without position embeddings, as nanoGPT counts N."""

@@ -21,7 +21,8 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -37,7 +38,8 @@ EOS = "<|endoftext|>"  # GPT-2's document separator (Sec. 2.2)
 
 @dataclass(frozen=True)
 class BaseConfig:
-    """The smoke-scale base model; a change to any field builds a new cached checkpoint."""
+    """A local base model; the defaults are the smoke-scale one. A change to any field builds a
+    new cached checkpoint."""
 
     vocab_size: int = 2048  # BPE merges + 256 bytes + <|endoftext|>; GPT-2 has 50,257
     n_positions: int = 128
@@ -61,6 +63,23 @@ class BaseConfig:
     def model_config(self) -> GPTConfig:
         return GPTConfig(vocab_size=self.vocab_size, n_positions=self.n_positions, n_embd=self.n_embd,
                          n_layer=self.n_layer, n_head=self.n_head)
+
+
+# The local base models by name (``model_name`` in the chapter): "pydoc-tiny" is built in
+# seconds for tests and the smoke profile; "pydoc-small" is pretrained long enough to write
+# readable pydoc-style English (the laptop profile; a few minutes on two CPU cores, then cached).
+PRESETS = {
+    "pydoc-tiny": BaseConfig(),
+    "pydoc-small": BaseConfig(vocab_size=4096, n_positions=256, n_embd=160, n_layer=4, n_head=4, block_size=128,
+                              batch_size=16, steps=300, lr=2e-3, warmup=30),
+}
+
+
+def preset(name: str, **overrides) -> BaseConfig:
+    """``PRESETS[name]`` with ``overrides``; an unknown name is an error listing the presets."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown local base {name!r}; valid: {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -116,6 +135,7 @@ def build(cfg: BaseConfig, out_dir: str | Path) -> Path:
     """Train the tokenizer and the model on ``pydoc_data.topics``; ``save_pretrained`` both."""
     from pydoc_data.topics import topics
 
+    started = time.perf_counter()
     documents = [topics[k].strip() for k in sorted(topics)]
     tokenizer = train_tokenizer(documents, cfg.vocab_size)
     tokens = encode_documents(tokenizer, documents)  # (N,)
@@ -124,7 +144,8 @@ def build(cfg: BaseConfig, out_dir: str | Path) -> Path:
     to_hf(model, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id).save_pretrained(out)
     tokenizer.save_pretrained(out)
     info = {"config": asdict(cfg), "corpus": "pydoc_data.topics", "corpus_sha": text_data.fingerprint(
-        text_data.pydoc_topics()), "tokens": len(tokens), "final_loss": history[-1]["loss"], "history": history}
+        text_data.pydoc_topics()), "tokens": len(tokens), "final_loss": history[-1]["loss"], "history": history,
+        "build_s": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads()}
     (out / "pretrain.json").write_text(json.dumps(info, indent=1))
     return out
 
