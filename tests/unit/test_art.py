@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from moderndl.data import art, photos
+from moderndl.gan import art, photos
 
 
 def test_art_shape_dtype_and_seeded():
@@ -45,8 +45,28 @@ def test_photo_crops_seeded_and_match_a_source():
     assert torch.equal(x, photos.random_crops(5, 16, seed=1))
     assert torch.equal(x[:3], photos.random_crops(3, 16, seed=1))
     names = [name for name, _ in photos.sources()]
-    assert {"astronaut", "coffee", "china.jpg", "flower.jpg"} <= set(names)
+    assert {"astronaut", "coffee", "china.jpg", "flower.jpg", "camera"} <= set(names)
     assert all(im.shape[0] == 3 and im.min() >= 0 and im.max() <= 1 for _, im in photos.sources())
+
+
+def test_held_out_photos_are_other_photographs():
+    """The split is by source photograph: no held-out crop can come from a training photograph."""
+    train, held = photos.split("train"), photos.split("held_out")
+    assert len(photos.sources()) == 20 and len(train) == 15 and len(held) == 5
+    assert {n for n, _ in train}.isdisjoint({n for n, _ in held}) and {n for n, _ in held} == set(photos.HELD_OUT)
+    # every held-out crop matches a window of a held-out photo, and no window of a training photo
+    x = photos.random_crops(6, 16, seed=2, which="held_out")
+    for i in range(6):
+        rng = np.random.default_rng([2, i])
+        name, photo = held[rng.integers(len(held))]
+        _, h, w = photo.shape
+        side = min(min(h, w), max(8, int(rng.uniform(0.25, 0.8) * min(h, w))))
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        assert torch.equal(x[i], photos.crop(photo, int(top), int(left), side, 16, flip=bool(rng.uniform() < 0.5)))
+    grey = dict(photos.sources())["camera"]
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # a grey photo as RGB
+    with pytest.raises(ValueError, match="unknown photo split 'test'"):
+        photos.random_crops(2, 16, which="test")
 
 
 def test_photo_crop_matches_pil_resize():

@@ -4,11 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from moderndl.data import art
-from moderndl.gan import cyclegan, dcgan, losses
+from moderndl.gan import art, cyclegan, dcgan, losses
 from moderndl.gan.pool import ImagePool
 from moderndl.measure import count_parameters
-from moderndl.train import TrainConfig
+from moderndl.train import TrainConfig, rank_slice
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -231,7 +230,9 @@ def test_benchmark_runs_on_cpu():
                            config=cfg, warmup=1, repeats=1, cpu=True)
     assert [(r["variant"], r["batch_size"]) for r in rows] == [
         ("eager_fp32", 1), ("bf16_channels_last", 1), ("eager_fp32", 2), ("bf16_channels_last", 2)]
-    assert all(r["it_s"] > 0 and r["device"].startswith("cpu") for r in rows)
+    for r in rows:  # the one benchmark shape: images per second at the median step time
+        assert r["device"].startswith("cpu") and r["items_per_step"] == r["batch_size"]
+        assert r["items_per_s"] == pytest.approx(r["batch_size"] / r["median_s"])
     with pytest.raises(ValueError, match="unknown benchmark variant"):
         bench.benchmark(variants=("fp8",))
 
@@ -247,3 +248,12 @@ def test_dcgan_snapshots_and_sampling_leave_g_untouched(tmp_path):
     again = dcgan.sample(G, z)
     assert torch.allclose(again, snaps[3]) and all(torch.equal(before[k], v) for k, v in G.state_dict().items())
     assert not torch.allclose(snaps[0], snaps[3])  # three steps moved G
+
+
+def test_dcgan_noise_is_this_ranks_slice_of_the_global_batch():
+    """Two ranks draw rows [0, 4) and [4, 8) of the one-process noise at the same step."""
+    whole = dcgan.noise(8, 5, seed=3, step=7)
+    parts = [dcgan.noise(8, 5, seed=3, step=7)[rank_slice(8, r, 2)] for r in range(2)]
+    assert torch.equal(torch.cat(parts), whole)
+    assert torch.equal(dcgan.rank_noise(8, 5, seed=3, step=7), whole)  # one process keeps the whole batch
+    assert not torch.equal(dcgan.noise(8, 5, seed=3, step=8), whole)

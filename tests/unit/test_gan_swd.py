@@ -5,8 +5,7 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from moderndl.data import art
-from moderndl.gan import swd
+from moderndl.gan import art, swd
 
 SMALL = swd.SWDConfig(patches_per_image=16, directions=64, repeats=1)
 

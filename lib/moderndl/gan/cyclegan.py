@@ -210,7 +210,7 @@ def make_step(loop: Loop, config: CycleGANConfig, *, channels_last: bool = False
     ``loop`` holds ``generators``, ``discriminators``, ``opt_g``, ``opt_d``, ``sched_g``,
     ``sched_d``, ``pool_a`` and ``pool_b``; the batch is ``(photos, art)``, uint8, unpaired.
     """
-    gens, discs = loop["generators"], loop["discriminators"]
+    gens, discs, frozen = loop["generators"], loop["discriminators"], loop.unwrap("discriminators")
     opt_g, opt_d, sched_g, sched_d = loop["opt_g"], loop["opt_d"], loop["sched_g"], loop["sched_d"]
     pool_a, pool_b = loop["pool_a"], loop["pool_b"]
     lam, lam_idt = config.lambda_cycle, config.lambda_identity * config.lambda_cycle
@@ -222,10 +222,11 @@ def make_step(loop: Loop, config: CycleGANConfig, *, channels_last: bool = False
         real_a = to_model(batch[0]).contiguous(memory_format=fmt)  # (B, C, H, W) photos in [-1, 1]
         real_b = to_model(batch[1]).contiguous(memory_format=fmt)  # (B, C, H, W) art
         # -- generators: adversarial + lambda * cycle + 0.5 lambda * identity (Eq. 3)
-        discs.requires_grad_(False)
+        frozen.requires_grad_(False)
         with loop.autocast():
             out = gens(real_a, real_b, identity=lam_idt > 0)
-            score_a, score_b = discs(out["fake_a"], out["fake_b"])  # D_X(F(y)), D_Y(G(x))
+            # the bare discriminators: no gradient reaches them, so DDP must not wait for one
+            score_a, score_b = frozen(out["fake_a"], out["fake_b"])  # D_X(F(y)), D_Y(G(x))
             adv = losses.generator_loss(score_b, config.loss) + losses.generator_loss(score_a, config.loss)
             cycle = F.l1_loss(out["rec_a"].float(), real_a) + F.l1_loss(out["rec_b"].float(), real_b)
             idt = (F.l1_loss(out["idt_b"].float(), real_b) + F.l1_loss(out["idt_a"].float(), real_a)
@@ -235,12 +236,16 @@ def make_step(loop: Loop, config: CycleGANConfig, *, channels_last: bool = False
         loop.backward(loss_g)
         opt_g.step()
         # -- discriminators: real vs a draw from the pool of generated images (Section 4)
-        discs.requires_grad_(True)
+        frozen.requires_grad_(True)
         fake_a = pool_a.query(out["fake_a"].detach())  # (B, C, H, W)
         fake_b = pool_b.query(out["fake_b"].detach())
+        b = real_a.shape[0]
         with loop.autocast():
-            real_score_a, real_score_b = discs(real_a, real_b)
-            fake_score_a, fake_score_b = discs(fake_a, fake_b)
+            # one call on real and pooled images together (instance norm is per image, so this
+            # equals two calls), so DDP sees each parameter once per backward
+            score_a, score_b = discs(torch.cat([real_a, fake_a]), torch.cat([real_b, fake_b]))  # (2B, 1, h, w)
+            real_score_a, fake_score_a = score_a[:b], score_a[b:]
+            real_score_b, fake_score_b = score_b[:b], score_b[b:]
             loss_d_a = losses.discriminator_loss(real_score_a, fake_score_a, config.loss)
             loss_d_b = losses.discriminator_loss(real_score_b, fake_score_b, config.loss)
             loss_d = loss_d_a + loss_d_b

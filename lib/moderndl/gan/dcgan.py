@@ -33,7 +33,7 @@ from torch import nn
 from moderndl.gan import losses
 from moderndl.gan.pixels import to_model
 from moderndl.seed import generator as seed_generator
-from moderndl.train import Loop, TrainConfig, batches
+from moderndl.train import Loop, TrainConfig, batches, rank_slice
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,12 @@ def noise(n: int, nz: int, *, seed: int, step: int = 0, device: torch.device | s
     return torch.randn(n, nz, generator=g).to(device)
 
 
+def rank_noise(batch_size: int, nz: int, *, seed: int, step: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """This rank's rows of the global batch's noise: ``noise(batch_size, ...)[rank_slice(batch_size)]``,
+    ``(batch_size // world_size, nz)``, so N ranks draw exactly the z of one process."""
+    return noise(batch_size, nz, seed=seed, step=step)[rank_slice(batch_size)].to(device)
+
+
 @torch.no_grad()
 def sample(generator: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """G(z) in [-1, 1] with batch statistics, as in training; a copy runs it so G's buffers stay untouched."""
@@ -151,11 +157,14 @@ def sample(generator: nn.Module, z: torch.Tensor) -> torch.Tensor:
     return twin(z)
 
 
-def make_step(loop: Loop, config: DCGANConfig, *, seed: int) -> Callable[[tuple[torch.Tensor], int], Mapping]:
+def make_step(loop: Loop, config: DCGANConfig, *, seed: int, batch_size: int
+              ) -> Callable[[tuple[torch.Tensor], int], Mapping]:
     """One alternating update (Goodfellow et al. Algorithm 1 with k = 1): D on real and G(z), then G.
 
     ``loop`` holds ``generator``, ``discriminator``, ``opt_g`` and ``opt_d``; the batch is
-    ``(real,)`` with ``real`` uint8 ``(B, C, H, W)``.
+    this rank's ``(real,)`` with ``real`` uint8 ``(B, C, H, W)``, ``B = batch_size // world_size``
+    (``batch_size`` is the global batch). Under several ranks each normalises its own slice
+    (no SyncBatchNorm on CPU), so the run differs from one process in D's and G's batch statistics.
     """
     G, D, opt_g, opt_d = loop["generator"], loop["discriminator"], loop["opt_g"], loop["opt_d"]
 
@@ -163,7 +172,7 @@ def make_step(loop: Loop, config: DCGANConfig, *, seed: int) -> Callable[[tuple[
         G.train()
         D.train()
         real = to_model(batch[0])  # (B, C, H, W) in [-1, 1]
-        z = noise(real.shape[0], config.nz, seed=seed, step=t, device=real.device)  # (B, nz)
+        z = rank_noise(batch_size, config.nz, seed=seed, step=t, device=real.device)  # (B, nz), this rank's rows
         with loop.autocast():
             fake = G(z)  # (B, C, H, W)
             d_real, d_fake = D(real), D(fake.detach())  # (B,) logits each; G gets no gradient here
@@ -200,7 +209,7 @@ def train(images: torch.Tensor, config: DCGANConfig, train_config: TrainConfig, 
     opt_g, opt_d = optimizers(G, D, config)
     loop = Loop(train_config, generator=G, discriminator=D, opt_g=opt_g, opt_d=opt_d)
     data = batches(images, batch_size=batch_size, seed=seed)
-    step = make_step(loop, config, seed=seed)
+    step = make_step(loop, config, seed=seed, batch_size=batch_size)
     snapshots: dict[int, torch.Tensor] = {}
     if snapshot_z is None:
         snapshot_z = noise(64, config.nz, seed=seed + 1)
@@ -209,10 +218,10 @@ def train(images: torch.Tensor, config: DCGANConfig, train_config: TrainConfig, 
 
     def step_and_snapshot(batch, t):
         if t == 0 and 0 in wanted:
-            snapshots[0] = sample(loop["generator"], snapshot_z).cpu()
+            snapshots[0] = sample(loop.unwrap("generator"), snapshot_z).cpu()
         logs = step(batch, t)
         if t + 1 in wanted:
-            snapshots[t + 1] = sample(loop["generator"], snapshot_z).cpu()
+            snapshots[t + 1] = sample(loop.unwrap("generator"), snapshot_z).cpu()
         return logs
 
     history = loop.run(step_and_snapshot, data, resume=resume)

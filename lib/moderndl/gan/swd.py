@@ -19,6 +19,13 @@ matching large-scale colour and composition.
 Both sets are sampled at the same patch positions and projected on the same directions
 (common random numbers, drawn from ``seed``), so ``swd(x, x) == 0`` exactly and differences
 between calls measure the sets, not the sampling.
+
+**Colour.** Karras normalises each set by its *own* per-channel statistics
+(``normalize="own"``), which suits image quality but makes the distance blind to any
+per-channel brightness or contrast change: photos and a blue-violet recolouring of the same
+photos are at distance ~0. For style, where colour is half the point, ``normalize="reference"``
+normalises *both* sets with the statistics of the second, reference set ``y``, so a
+recolouring of ``x`` moves the distance. The chapter's style metric is this colour-aware form.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)  # Burt & Adelson's 5-tap Gaussian approximation, / 16
+NORMALIZE = ("own", "reference")
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,14 @@ class SWDConfig:
     directions: int = 128  # per repeat (reference: dirs_per_repeat = 128)
     repeats: int = 4  # reference: dir_repeats = 4
     scale: float = 1e3  # reported x 10^3
+    normalize: str = "own"  # "own": each set by its own statistics (Karras); "reference": both by y's
+
+    def __post_init__(self):
+        if self.normalize not in NORMALIZE:
+            raise ValueError(f"unknown SWD normalize {self.normalize!r}; valid: {', '.join(NORMALIZE)}")
+
+
+COLOUR = SWDConfig(normalize="reference")  # the chapter's colour-aware style metric
 
 
 def _blur(x: torch.Tensor) -> torch.Tensor:
@@ -119,11 +135,18 @@ def descriptors(level: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pat
     return patches.permute(0, 1, 4, 2, 3).reshape(-1, c * patch_size * patch_size)  # (N * P, C * 49)
 
 
-def normalize(desc: torch.Tensor, channels: int) -> torch.Tensor:
-    """Appendix D: zero mean, unit variance per colour channel over all descriptors of the set."""
+def channel_stats(desc: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std per colour channel over all descriptors of a set: two (1, C, 1) tensors."""
     d = desc.view(desc.shape[0], channels, -1)  # (M, C, 49)
-    mean = d.mean(dim=(0, 2), keepdim=True)
-    std = d.std(dim=(0, 2), keepdim=True).clamp_min(1e-8)
+    return d.mean(dim=(0, 2), keepdim=True), d.std(dim=(0, 2), keepdim=True).clamp_min(1e-8)
+
+
+def normalize(desc: torch.Tensor, channels: int, stats: tuple[torch.Tensor, torch.Tensor] | None = None
+              ) -> torch.Tensor:
+    """Appendix D: zero mean, unit variance per colour channel over all descriptors of the set,
+    or with the given ``stats`` (another set's, for the colour-aware form)."""
+    mean, std = stats if stats is not None else channel_stats(desc, channels)
+    d = desc.view(desc.shape[0], channels, -1)  # (M, C, 49)
     return ((d - mean) / std).view(desc.shape[0], -1)  # (M, C * 49)
 
 
@@ -146,7 +169,8 @@ def swd(x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, config: SWDConfig = 
     """SWD x 10^3 per pyramid level between image sets ``x`` and ``y`` (N, C, H, W), float in [-1, 1] or uint8.
 
     Returns ``{"levels": [finest, ..., 16 px], "mean": their average}`` (Karras et al. Table 2
-    reports the levels and their average).
+    reports the levels and their average). With ``config.normalize == "reference"`` both
+    sets are normalised by ``y``'s statistics, so ``y`` is the reference (the art).
     """
     if x.shape != y.shape:
         raise ValueError(f"swd needs two sets of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -158,8 +182,10 @@ def swd(x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, config: SWDConfig = 
     with torch.no_grad():
         for lx, ly in zip(laplacian_pyramid(x, levels), laplacian_pyramid(y, levels), strict=True):
             rows, cols = patch_positions(n, lx.shape[2], lx.shape[3], config, g)  # shared by both sets
-            da = normalize(descriptors(lx, rows, cols, config.patch_size), c)  # (N * 128, C * 49)
-            db = normalize(descriptors(ly, rows, cols, config.patch_size), c)
+            ra = descriptors(lx, rows, cols, config.patch_size)  # (N * 128, C * 49)
+            rb = descriptors(ly, rows, cols, config.patch_size)
+            stats = channel_stats(rb, c) if config.normalize == "reference" else None
+            da, db = normalize(ra, c, stats), normalize(rb, c, stats)
             dist = sliced_wasserstein(da, db, directions=config.directions, repeats=config.repeats, generator=g)
             out.append(float(dist) * config.scale)
     return {"levels": out, "mean": sum(out) / len(out)}
