@@ -223,14 +223,15 @@ def test_transformer_every_stage_equals_adam(one_rank, stage):
 
 
 def test_peak_is_bounded_by_states_buffers_and_activations(one_rank):
-    """Measured peak per stage: at least the resident states, at most formula + named buffers + A;
-    stage 2 (bucketed, gradients freed) peaks no higher than stage 1 (full gradient buffer)."""
+    """Measured peak per stage: at least the formula, at most formula + named buffers + A."""
     records = {s: ex.train_stage(0, 1, TRANSFORMER, s, "float32", tensors=None, bucket_numel=20_000)
                for s in memory.STAGES}
     for row in report.peak_rows(records.values()):
         assert row["peak_bytes"] >= row["formula_bytes"], row
         assert row["holds"], row
-    assert records[2]["peak_bytes"] <= records[1]["peak_bytes"]
+    # At N_d = 1 the gradient shard is the whole gradient, so stage 2 cannot save anything: it
+    # costs at most its bucket more than stage 1 (the saving at N_d >= 2 is the chapter's claim).
+    assert records[2]["peak_bytes"] <= records[1]["peak_bytes"] + records[2]["bytes"]["bucket"]
 
 
 @pytest.mark.slow

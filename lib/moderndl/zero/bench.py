@@ -101,12 +101,12 @@ def offload_run(tmp: Path, *, params: float, cpu: bool = False) -> dict[str, Any
     config = Path(deepspeed_side.__file__).with_name("accelerate_deepspeed.yaml")
     out = tmp / "offload.json"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
-    if cpu:
-        cmd += ["--cpu"]
     cmd += ["-m", "moderndl.zero.offload", "--params", str(params), "--out", str(out)]
     if cpu:
         cmd += ["--width", "64", "--steps", "2", "--cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if cpu:
+        env.update(DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"ZeRO-Offload launch failed ({done.returncode}): {' '.join(cmd)}\n"

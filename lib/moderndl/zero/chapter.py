@@ -185,8 +185,23 @@ def bench_claims(led: Any, rows: Mapping[str, Mapping[str, Any]]) -> None:
               "the library versions overlap communication with backward (DDP's reducer, FSDP2's streams)")
 
 
-def experiment(s: Mapping[str, Any], led: Any, seed: int) -> dict[str, Any]:
-    """``python -m moderndl.zero``: the notebook's measurements and claims, without the figures."""
+def experiment(s: Mapping[str, Any], led: Any, seed: int) -> dict[str, Any] | None:
+    """``python -m moderndl.zero``: the notebook's measurements and claims, without the figures.
+
+    The chapter starts its own gloo ranks (``max(n_ds)`` of them) and DeepSpeed's launcher, so
+    under ``torchrun`` or ``accelerate launch`` the main process runs it and the others wait.
+    """
+    from accelerate.state import PartialState
+
+    state = PartialState()
+    if state.num_processes > 1:
+        res = experiment_main(s, led, seed) if state.is_main_process else None
+        state.wait_for_everyone()
+        return res
+    return experiment_main(s, led, seed)
+
+
+def experiment_main(s: Mapping[str, Any], led: Any, seed: int) -> dict[str, Any]:
     res = measure(s, seed)
     paper = paper_tables()
     led.record("psi", res["psi"])

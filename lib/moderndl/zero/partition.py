@@ -56,8 +56,9 @@ class ZeroConfig:
     # bf16 has the same 2 bytes and needs no loss scaling; float32 gives an exact Adam reference.
     param_dtype: torch.dtype = torch.bfloat16
     memory_budget: float | None = None  # bytes per device; refused if below the stage-3 share
-    # Stages 0-2 pack consecutive layers into flat buckets of at least this many elements (one
-    # reduce-scatter and one all-gather per bucket); DeepSpeed's default reduce_bucket_size is 5e8.
+    # Stages 0-2 pack consecutive layers into flat buckets of at most this many elements (one
+    # reduce-scatter and one all-gather per bucket; a larger layer is a bucket of its own);
+    # DeepSpeed's default reduce_bucket_size is 5e8.
     # Stage 3 always keeps one flat group per layer, to gather each layer just in time.
     bucket_numel: int = 500_000_000
 
@@ -312,13 +313,17 @@ class ZeroDataParallel:
 
 
 def _buckets(model: nn.Module, bucket_numel: int) -> list[tuple[list[nn.Module], list[nn.Parameter]]]:
-    """Consecutive parameter-owning modules packed until a bucket holds ``bucket_numel`` elements."""
+    """Consecutive parameter-owning modules packed while a bucket stays within ``bucket_numel``
+    elements; a module larger than that is a bucket of its own. Modules are taken in
+    registration order, so a model that registers them in the order it uses them gets its
+    gradients back bucket by bucket (backward visits them in reverse)."""
     out: list[tuple[list[nn.Module], list[nn.Parameter]]] = []
     for module in model.modules():
         params = list(module.parameters(recurse=False))
         if not params:
             continue
-        if not out or sum(p.numel() for p in out[-1][1]) >= bucket_numel:
+        size = sum(p.numel() for p in params)
+        if not out or sum(p.numel() for p in out[-1][1]) + size > bucket_numel:
             out.append(([], []))
         out[-1][0].append(module)
         out[-1][1].extend(params)

@@ -17,6 +17,8 @@ peak of a step is their maximum inside the step's ``record_function`` range. On 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -85,10 +87,31 @@ def trace(device: torch.device | str = "cpu") -> Iterator[Trace]:
     if device.type == "cuda":
         yield tr
         return
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_fd2():  # kineto logs a line to the process's stderr at start and stop
+        prof.start()
+    try:
         yield tr
+    finally:
+        with _quiet_fd2():
+            prof.stop()
     for e in prof.profiler.kineto_results.events():
         if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU:
             tr.events.append((e.start_ns(), e.nbytes()))
         elif e.name() == STEP:
             tr.steps.append((e.start_ns(), e.start_ns() + e.duration_ns()))
+
+
+@contextlib.contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (C++ logging bypasses sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(null)
+        os.close(saved)
