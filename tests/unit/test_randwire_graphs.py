@@ -49,12 +49,61 @@ def test_ws_uses_ring_order():
 
 
 def test_ba_uses_insertion_order():
-    """Each BA node after the seed (index > M) arrives with exactly M edges to earlier nodes."""
+    """Each BA node after the M initial ones arrives with exactly M edges to earlier nodes."""
     n, m = 32, 3
     for seed in range(5):
         g = graphs.generate("BA", (m,), n, seed).graph
-        for v in range(m + 1, n):
+        for v in range(m, n):
             assert sum(1 for u in g.neighbors(v) if u < v) == m
+        assert all(u > v for v in range(m) for u in g.neighbors(v))  # the M initial nodes had no edges
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 8])
+def test_ba_starts_from_m_nodes_without_edges_so_each_stage_has_m_input_nodes(m):
+    """Sec. 3.2: BA starts from M nodes without edges, so the DAG has exactly M input nodes
+    (networkx's star seed would give one), and M(n - M) edges."""
+    for seed in range(10):
+        g = graphs.generate("BA", (m,), 32, seed)
+        assert graphs.input_nodes(g) == list(range(1, m + 1))
+        assert g.graph.number_of_edges() == m * (32 - m)
+        assert sorted(u for u in g.graph.neighbors(m) if u < m) == list(range(m))  # the first arrival links to all M
+    star = nx.barabasi_albert_graph(32, 5, seed=0)  # networkx's seed graph, for contrast
+    assert sum(1 for v in star if all(u > v for u in star.neighbors(v))) == 1
+
+
+def test_ba_attachment_is_preferential():
+    """BA(2) on 4 nodes: after the first arrival (node 2, linked to 0 and 1) the degrees are
+    (1, 1, 2), so node 3 draws two distinct targets with probability proportional to degree and
+    picks the hub 2 with probability 1/2 + 1/2 * 2/3 = 5/6 (uniform attachment: 2/3)."""
+    trials = 3000
+    hits = sum(graphs.generate("BA", (2,), 4, s).graph.has_edge(2, 3) for s in range(trials))
+    se = math.sqrt(5 / 6 * 1 / 6 / trials)
+    assert abs(hits / trials - 5 / 6) < 4 * se
+
+
+def test_is_valid_dag_rejects_broken_dags():
+    g = graphs.generate("WS", (4, 0.75), 12, seed=0)
+    assert graphs.is_valid_dag(g)
+    extra_sink = g.dag.copy()
+    extra_sink.add_edge(0, 14)  # an unreachable new node: a second sink
+    back = g.dag.copy()
+    back.add_edge(5, 2)  # a back edge
+    dropped = g.dag.copy()
+    dropped.remove_edge(*next((u, v) for u, v in g.dag.edges if u != 0 and v != 13))
+    for broken in (extra_sink, back, dropped):
+        assert not graphs.is_valid_dag(graphs.RandomDAG(g.name, g.params, g.n, g.seed, g.graph, broken))
+
+
+def test_edge_count_z_is_the_binomial_z_score():
+    n, p = 32, 0.2
+    counts = [graphs.generate("ER", (p,), n, s).graph.number_of_edges() for s in range(200)]
+    pairs = n * (n - 1) / 2
+    expected = (np.mean(counts) - p * pairs) / math.sqrt(pairs * p * (1 - p) / len(counts))
+    assert graphs.edge_count_z("ER", (p,), n, counts) == pytest.approx(expected)
+    assert abs(expected) < 4
+    ba = [graphs.generate("BA", (5,), n, s).graph.number_of_edges() for s in range(20)]
+    assert graphs.edge_count_z("BA", (5,), n, ba) == 0.0
+    assert graphs.edge_count_z("WS", (4, 0.5), n, [64, 65]) == math.inf
 
 
 def test_er_uses_a_random_order_of_networkx_gnp():
@@ -153,3 +202,14 @@ def test_depth_is_the_longest_path_in_convolutions():
     assert graphs.depth(graphs.generate("ER", (0.0,), 8, seed=0)) == 1  # isolated nodes: one conv each
     g = graphs.generate("BA", (2,), 16, seed=0)
     assert graphs.depth(g) == len(nx.dag_longest_path(g.dag)) - 2
+
+
+def test_setting_table_against_networkx_and_the_closed_forms():
+    rows = stats.setting_table([("WS", (4, 0.0)), ("BA", (3,)), ("ER", (0.3,))], 16, samples=6, seed=2)
+    ws, ba, er = rows
+    assert ws["E mean"] == ws["E expected"] == 32 and ws["z"] == 0.0 and ws["input nodes"] == 1
+    assert ws["clustering"] == pytest.approx(0.5)  # 3(K - 2) / (4(K - 1)) for K = 4
+    assert ba["E mean"] == 3 * 13 and ba["input nodes"] == 3
+    graphs_er = [graphs.generate("ER", (0.3,), 16, 2 + i).graph for i in range(6)]
+    assert er["clustering"] == pytest.approx(np.mean([nx.average_clustering(g) for g in graphs_er]))
+    assert er["mean degree"] == pytest.approx(np.mean([2 * g.number_of_edges() / 16 for g in graphs_er]))

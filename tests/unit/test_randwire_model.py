@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from moderndl import measure
-from moderndl.randwire import graphs
-from moderndl.randwire.model import Node, RandWire, RandWireConfig, Stage, stage_seed
+from moderndl.randwire import damage, graphs
+from moderndl.randwire.model import Node, RandWire, RandWireConfig, Stage, multiply_adds, stage_seed
 
 TINY = RandWireConfig(nodes=8, channels=8, head_channels=16, num_classes=10, in_channels=1, stem_strides=(1, 1))
 
@@ -58,6 +58,62 @@ def test_stage_matches_a_reference_walk_over_the_dag():
     out = stage(x)
     assert out.shape == (2, 8, 4, 4)
     torch.testing.assert_close(out, expected)
+
+
+def test_removed_node_outputs_zero_in_the_reference_walk():
+    """Removing node v = the reference walk with x_v = 0 (successors aggregate the rest, the
+    output node still divides by all its inputs)."""
+    torch.manual_seed(0)
+    dag = graphs.generate("ER", (0.3,), 10, seed=2)
+    stage = Stage(dag, c_in=4, c_out=8).eval()
+    x = torch.randn(2, 4, 8, 8)
+    for v_removed in (1, 5, 10):
+        values = {0: x}
+        for v in nx.topological_sort(dag.dag):
+            if v in (0, dag.n + 1):
+                continue
+            if v == v_removed:
+                values[v] = torch.zeros(2, 8, 4, 4)
+            else:
+                values[v] = _reference_node(stage.nodes[v - 1], [values[u] for u in sorted(dag.dag.predecessors(v))])
+        outputs = [values[u] for u in dag.dag.predecessors(dag.n + 1)]
+        stage.removed = frozenset({v_removed})
+        torch.testing.assert_close(stage(x), sum(outputs) / len(outputs))
+    stage.removed = frozenset()
+
+
+def test_node_removal_reports_every_node_and_restores_the_model():
+    torch.manual_seed(0)
+    model = RandWire(TINY).eval()
+    x, y = torch.randn(40, 1, 16, 16), torch.randint(0, 10, (40,))
+    with torch.no_grad():
+        before = model(x)
+    out = damage.node_removal(model, x, y, stages=[1])
+    assert [(d["stage"], d["node"]) for d in out["drops"]] == [(1, v) for v in range(1, TINY.nodes + 1)]
+    model.stages[1].removed = frozenset({3})
+    with torch.no_grad():
+        acc3 = int((model(x).argmax(-1) == y).sum()) / len(y)
+    model.stages[1].removed = frozenset()
+    assert out["drops"][2]["drop"] == pytest.approx(out["intact"] - acc3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before)
+
+
+@pytest.mark.parametrize("config,size", [
+    (RandWireConfig(generator="BA", params=(5,), channels=16, nodes=12, stem_strides=(1, 2), num_classes=10,
+                    head_channels=64), 32),
+    (RandWireConfig(generator="ER", params=(0.2,), channels=9, nodes=10, stem_strides=(2, 1), num_classes=7,
+                    head_channels=32), 33),
+])
+def test_multiply_adds_equal_flop_counter_mode_over_two(config, size):
+    """The closed form over the graphs against torch's FlopCounterMode (a multiply-add = 2 FLOPs)."""
+    model = RandWire(config).eval()
+    assert multiply_adds(config, size) == measure.count_flops(model, torch.randn(1, 3, size, size)) // 2
+
+
+def test_paper_small_regime_multiply_adds_are_close_to_583m():
+    """Table 2: 583M FLOPs (multiply-adds) for the small regime at 224 x 224."""
+    assert abs(multiply_adds(RandWireConfig(), 224) / 583e6 - 1) < 0.02
 
 
 def test_network_shapes_and_one_graph_per_stage():

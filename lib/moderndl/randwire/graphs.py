@@ -12,7 +12,9 @@ $$
 and the same (θ, s) always gives the same network (Sec. 2). This module is the graph half of
 g (Sec. 3.2, "Random graph models", and Sec. 3.1, "Edges and nodes"):
 
-1. sample an undirected graph with networkx's own generator;
+1. sample an undirected graph: networkx's own generators for ER and WS, and the paper's BA
+   (M initial nodes without edges, each later node attached to M distinct earlier ones with
+   probability proportional to their degree), which networkx does not offer;
 2. relabel its nodes in the paper's order: random for ER, order of insertion for BA, ring
    order for WS;
 3. orient every edge from the lower index to the higher one, which makes a DAG (the order
@@ -40,7 +42,10 @@ GENERATORS = ("ER", "BA", "WS")
 # How many parameters each generator takes, and their names, in the paper's order.
 PARAM_NAMES = {"ER": ("P",), "BA": ("M",), "WS": ("K", "P")}
 
-# The generator settings of the paper's Fig. 3 (small regime, ImageNet), read off its x-axis.
+# The generator settings of the paper's Fig. 3 (small regime, ImageNet), as this book reads its
+# x-axis: ER(P) for P = 0.1..0.8, BA(M) for M = 1..8 and WS(K, P) for K in {2, 4, 6, 8} and
+# P in {0, 0.25, 0.5, 0.75, 1}. No machine-readable copy of the figure was at hand to confirm
+# this list, so the chapter says so where it uses it.
 FIG3_SETTINGS: tuple[tuple[str, tuple[float, ...]], ...] = (
     *(("ER", (p,)) for p in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)),
     *(("BA", (m,)) for m in (1, 2, 3, 4, 5, 6, 7, 8)),
@@ -138,9 +143,9 @@ def sample_graph(name: str, params: Sequence[float] | float, n: int, seed: int) 
 
     - ER(P): ``nx.gnp_random_graph``; "indices are assigned randomly", so the nodes are
       relabelled by a seeded permutation.
-    - BA(M): ``nx.barabasi_albert_graph``; networkx labels nodes in order of insertion,
-      which is the paper's order. (networkx seeds with a star on M + 1 nodes where the paper
-      seeds with M isolated nodes; both give exactly M(n - M) edges.)
+    - BA(M): :func:`barabasi_albert`, the paper's process from M nodes without edges, in
+      order of insertion (the paper's order). networkx's ``barabasi_albert_graph`` starts
+      from a star on M + 1 nodes instead, which makes node 0 a hub and the only input node.
     - WS(K, P): ``nx.watts_strogatz_graph``; networkx labels nodes in ring order.
     """
     key, values = check(name, params, n)
@@ -151,13 +156,67 @@ def sample_graph(name: str, params: Sequence[float] | float, n: int, seed: int) 
         order = rng.permutation(n)  # node i gets index order[i]
         graph = nx.relabel_nodes(graph, {i: int(order[i]) for i in range(n)})
     elif key == "BA":
-        graph = nx.barabasi_albert_graph(n, values[0], seed=graph_seed)
+        graph = barabasi_albert(n, values[0], np.random.default_rng(graph_seed))
     else:
         graph = nx.watts_strogatz_graph(n, values[0], values[1], seed=graph_seed)
     out = nx.Graph()
     out.add_nodes_from(range(n))
     out.add_edges_from(graph.edges())
     return out
+
+
+def barabasi_albert(n: int, m: int, rng: np.random.Generator) -> nx.Graph:
+    """BA(M) as Sec. 3.2 defines it: start from M nodes without edges, then add nodes one at a
+    time, each with M edges to distinct existing nodes drawn with probability proportional to
+    their degree. The first new node has only the M initial nodes to choose from (all of degree
+    0), so it links to all of them; every later node adds exactly M edges, hence M(n - M) edges
+    in all, and the M initial nodes are the only ones without a lower-indexed neighbour.
+    """
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    degree = np.zeros(n)  # (n,)
+    for v in range(m, n):
+        if v == m:  # all M earlier nodes have degree 0: the only way to get M distinct edges
+            targets = np.arange(m)
+        else:
+            p = degree[:v] / degree[:v].sum()  # (v,), preferential attachment
+            targets = rng.choice(v, size=m, replace=False, p=p)
+        graph.add_edges_from((int(u), v) for u in targets)
+        degree[targets] += 1
+        degree[v] += m
+    return graph
+
+
+def input_nodes(dag: RandomDAG) -> list[int]:
+    """The graph's input nodes (Sec. 3.1): DAG nodes fed by the extra input node 0 alone."""
+    return sorted(dag.dag.successors(0))
+
+
+def output_nodes(dag: RandomDAG) -> list[int]:
+    """The graph's output nodes: DAG nodes read by the extra output node ``n + 1``."""
+    return sorted(dag.dag.predecessors(dag.n + 1))
+
+
+def is_valid_dag(dag: RandomDAG) -> bool:
+    """Acyclic, every edge ``u -> v`` with ``u < v``, exactly one source (node 0) and one sink
+    (node ``n + 1``), and the internal edges exactly the undirected graph's, shifted by one."""
+    d = dag.dag
+    internal = {(u - 1, v - 1) for u, v in d.edges if u != 0 and v != dag.n + 1}
+    return (nx.is_directed_acyclic_graph(d) and all(u < v for u, v in d.edges)
+            and [v for v in d if d.in_degree(v) == 0] == [0]
+            and [v for v in d if d.out_degree(v) == 0] == [dag.n + 1]
+            and internal == {(min(u, v), max(u, v)) for u, v in dag.graph.edges})
+
+
+def edge_count_z(name: str, params: Sequence[float] | float, n: int, edge_counts: Sequence[int]) -> float:
+    """z-score of the mean edge count of independent samples against :func:`expected_edges`,
+    with the binomial standard error for ER; 0 for an exact match of the deterministic BA and
+    WS counts and ``inf`` for any deviation from them."""
+    counts = np.asarray(edge_counts, dtype=float)
+    expected, sd = expected_edges(name, params, n), edges_std(name, params, n)
+    if sd == 0:
+        return 0.0 if bool((counts == expected).all()) else math.inf
+    return float((counts.mean() - expected) / (sd / math.sqrt(len(counts))))
 
 
 def to_dag(graph: nx.Graph) -> nx.DiGraph:

@@ -102,11 +102,13 @@ class Stage(nn.Module):
 
     The input node (0) passes ``x``; graph input nodes convolve it with stride 2 from
     ``c_in`` to ``c_out`` channels; the output node averages the graph's output nodes.
+    ``removed`` (empty in training) lists graph nodes whose output is taken as zero, for the
+    node-removal experiment of :mod:`moderndl.randwire.damage`.
     """
 
     def __init__(self, dag: graphs.RandomDAG, c_in: int, c_out: int):
         super().__init__()
-        self.n = dag.n
+        self.n, self.c_out = dag.n, c_out
         self.preds = [dag.predecessors(v) for v in range(dag.n + 2)]
         nodes = []
         for v in range(1, dag.n + 1):
@@ -114,13 +116,31 @@ class Stage(nn.Module):
             nodes.append(Node(len(self.preds[v]), c_in if first else c_out, c_out, stride=2 if first else 1))
         self.nodes = nn.ModuleList(nodes)
         self.dag = dag
+        self.removed: frozenset[int] = frozenset()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.removed:
+            return self._forward_removed(x)
         outs: list[torch.Tensor | None] = [x] + [None] * (self.n + 1)
         for v in range(1, self.n + 1):  # node indices are a topological order
             outs[v] = self.nodes[v - 1]([outs[u] for u in self.preds[v]])  # (B, c_out, H/2, W/2)
         last = self.preds[self.n + 1]
-        return torch.stack([outs[u] for u in last]).mean(dim=0)  # (len(last), B, C, h, w) -> (B, C, h, w)
+        y = outs[last[0]]
+        for u in last[1:]:
+            y = y + outs[u]
+        return y / len(last)  # (B, c_out, H/2, W/2): the output node's plain average
+
+    def _forward_removed(self, x: torch.Tensor) -> torch.Tensor:
+        """The stage with the nodes of ``removed`` outputting zeros (a node whose inputs are all
+        zero outputs the constant BN(0), as it would in the network)."""
+        b, _, h, w = x.shape
+        zero = x.new_zeros(b, self.c_out, (h + 1) // 2, (w + 1) // 2)  # (B, c_out, H/2, W/2)
+        outs: list[torch.Tensor] = [x] + [zero] * (self.n + 1)
+        for v in range(1, self.n + 1):
+            if v not in self.removed:
+                outs[v] = self.nodes[v - 1]([outs[u] for u in self.preds[v]])
+        last = self.preds[self.n + 1]
+        return sum(outs[u] for u in last) / len(last)
 
 
 class RandWire(nn.Module):
@@ -151,6 +171,29 @@ class RandWire(nn.Module):
             x = stage(x)  # (B, width*C, h/2, w/2)
         x = self.head(x).mean(dim=(2, 3))  # (B, 1280, h, w) -> (B, 1280)
         return self.fc(x)  # (B, num_classes)
+
+
+def multiply_adds(config: RandWireConfig, image_size: int = 224, dags: Sequence[graphs.RandomDAG] | None = None
+                  ) -> int:
+    """Multiply-adds of one forward pass of one image (the paper's "FLOPs", Table 1), in
+    closed form over the graphs: convolutions and the classifier, as FlopCounterMode counts
+    them (BN, ReLU and the aggregation are not counted)."""
+    dags = sample_stages(config) if dags is None else dags
+    c = config.channels
+    s1, s2 = config.stem_strides
+    h = -(-image_size // s1)  # conv1's output side (padding 1, 3x3)
+    total = 9 * config.in_channels * (c // 2) * h * h
+    h = -(-h // s2)
+    total += 9 * (c // 2) * c * h * h  # conv2
+    c_in = c
+    for dag, width in zip(dags, config.stage_widths, strict=True):
+        c_out, h_out = width * c, -(-h // 2)
+        for v in range(1, dag.n + 1):
+            cin = c_in if dag.predecessors(v) == [0] else c_out
+            total += (9 * cin + cin * c_out) * h_out * h_out  # depthwise + pointwise
+        c_in, h = c_out, h_out
+    total += c_in * config.head_channels * h * h + config.head_channels * config.num_classes
+    return total
 
 
 def sample_stages(config: RandWireConfig) -> list[graphs.RandomDAG]:

@@ -107,3 +107,23 @@ def _reachable(a: np.ndarray, start: int) -> np.ndarray:
         dist[nxt] = step
         frontier = nxt
     return dist
+
+
+def setting_table(settings, n: int, samples: int, seed: int = 0) -> list[dict[str, float]]:
+    """Per generator setting, over ``samples`` graphs on ``n`` nodes: the expected and mean edge
+    count, its z-score (:func:`graphs.edge_count_z`), the mean number of input nodes, mean
+    degree, clustering and average path length (Sec. 3.2's measures, as in Fig. 3's analysis)."""
+    from moderndl.randwire import graphs
+
+    rows = []
+    for name, params in settings:
+        dags = [graphs.generate(name, params, n, seed + i) for i in range(samples)]
+        edges = [d.graph.number_of_edges() for d in dags]
+        summaries = [summary(d.graph) for d in dags]
+        rows.append({"setting": graphs.label(name, params), "E expected": graphs.expected_edges(name, params, n),
+                     "E mean": float(np.mean(edges)), "z": graphs.edge_count_z(name, params, n, edges),
+                     "input nodes": float(np.mean([len(graphs.input_nodes(d)) for d in dags])),
+                     "mean degree": 2 * float(np.mean(edges)) / n,
+                     "clustering": float(np.mean([x["clustering"] for x in summaries])),
+                     "path length": float(np.mean([x["path_length"] for x in summaries]))})
+    return rows
