@@ -3,9 +3,19 @@
 import pytest
 import torch
 
-from moderndl.data.multimnist import TASKS, MultiMNISTConfig, Task, compose, load_digit_folder, load_multimnist
+from moderndl import measure
+from moderndl.multitask import analysis as A
 from moderndl.multitask import experiment as E
 from moderndl.multitask.model import HardSharingConfig, HardSharingNet, evaluate, task_losses
+from moderndl.multitask.multimnist import (
+    TASKS,
+    TWO_TASKS,
+    MultiMNISTConfig,
+    Task,
+    compose,
+    load_digit_folder,
+    load_multimnist,
+)
 from moderndl.train import batches
 
 
@@ -137,7 +147,7 @@ def test_delta_m_by_hand():
     assert E.delta_m({"a": 0.8, "s": 2.0}, {"a": 0.5, "s": 4.0}, tasks) == pytest.approx(55.0)
 
 
-def test_summarize_and_ranking():
+def test_summarize_uses_sample_std_and_standard_errors_and_ranks():
     tasks = [Task("a", "classification", 10), Task("s", "regression", 1)]
     R = E.RunResult
     results = [R(E.SINGLE, 0, ("a",), {"a": 0.5}, []), R(E.SINGLE, 1, ("a",), {"a": 0.7}, []),
@@ -145,10 +155,14 @@ def test_summarize_and_ranking():
                R("equal", 0, ("a", "s"), {"a": 0.6, "s": 4.0}, []), R("equal", 1, ("a", "s"), {"a": 0.6, "s": 4.0}, []),
                R("mgda", 0, ("a", "s"), {"a": 0.9, "s": 2.0}, []), R("mgda", 1, ("a", "s"), {"a": 0.3, "s": 2.0}, [])]
     table = E.summarize(results, tasks)
-    assert table[E.SINGLE]["a"] == pytest.approx((0.6, 0.1))
-    assert table["equal"]["delta_m"] == pytest.approx((0.0, 0.0))
-    # mgda: seed 0 (50 % + 50 %)/2 = 50, seed 1 (-50 % + 50 %)/2 = 0
-    assert table["mgda"]["delta_m"] == pytest.approx((25.0, 25.0))
+    # 0.5 and 0.7: mean 0.6, sample std 0.1 sqrt 2 (ddof = 1), standard error 0.1
+    assert table[E.SINGLE]["a"]["mean"] == pytest.approx(0.6)
+    assert table[E.SINGLE]["a"]["std"] == pytest.approx(0.1 * 2 ** 0.5)
+    assert table[E.SINGLE]["a"]["sem"] == pytest.approx(0.1)
+    assert table["equal"]["delta_m"]["mean"] == pytest.approx(0.0)
+    # mgda: seed 0 (50 % + 50 %)/2 = 50, seed 1 (-50 % + 50 %)/2 = 0: std 25 sqrt 2, s.e. 25
+    assert table["mgda"]["delta_m"]["mean"] == pytest.approx(25.0)
+    assert table["mgda"]["delta_m"]["sem"] == pytest.approx(25.0)
     assert E.ranking(table) == ["mgda", "equal"]
 
 
@@ -158,40 +172,68 @@ def small_data():
     return load_multimnist(MultiMNISTConfig(n_train=256, n_test=64))
 
 
-SMALL = E.ExperimentConfig(steps=12, batch_size=16, hidden=(16, 8), probe_every=4, log_every=4, cpu=True)
+SMALL = E.MultitaskRecipe(steps=12, batch_size=16, hidden=(16, 8), probe_every=4, log_every=4, cpu=True)
 
 
-@pytest.mark.parametrize("method", ["equal", "uncertainty", "gradnorm", "pcgrad", "mgda"])
-def test_every_method_trains_through_the_loop(small_data, method):
+@pytest.mark.parametrize("method", ["equal", "uncertainty", "gradnorm", "pcgrad", "mgda", "random"])
+def test_every_method_trains_through_the_loop(small_data, method, one_thread):
     r = E.train(method, TASKS, *small_data, SMALL, seed=0)
     assert len(r.history) == 12 and set(r.metrics) == {"left", "right", "sum"}
     assert all(f"weight/{t.name}" in r.history[-1] for t in TASKS)
-    steps, cos = E.series(r.history, "cos/left~right")
+    steps, cos = measure.series(r.history, "cos/left~right")
     assert list(steps) == [1, 5, 9] and ((-1 <= cos) & (cos <= 1)).all()
+    for key in ("same/sum", "cross/left~sum", "cross/sum~left", "upd/right"):
+        assert len(measure.series(r.history, key)[1]) == 3
     if method == "gradnorm":
         assert sum(r.history[-1][f"weight/{t.name}"] for t in TASKS) == pytest.approx(3.0, rel=1e-5)
-    if method == "pcgrad":
-        assert min(E.series(r.history, "cos_pc2/left~sum")[1]) >= -1e-5
+    if method == "random":
+        assert sum(r.history[-1][f"weight/{t.name}"] for t in TASKS) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_pcgrads_two_task_update_never_conflicts_with_a_task(small_data, one_thread):
+    # two tasks: g_1 . (g_1^PC + g_2^PC) >= 0 and likewise for g_2 (Cauchy-Schwarz), on the trained update
+    r = E.train("pcgrad", TWO_TASKS, *small_data, E.MultitaskRecipe(**{**SMALL.__dict__, "probe_every": 1}), seed=0)
+    assert A.update_conflict_fraction(r, ["left", "right"]) == 0.0
+
+
+def test_probes_do_not_change_the_training(small_data, one_thread):
+    quiet = E.MultitaskRecipe(**{**SMALL.__dict__, "probe_every": 0})
+    for method in ("pcgrad", "uncertainty"):
+        a = E.train(method, TASKS, *small_data, SMALL, seed=1)
+        b = E.train(method, TASKS, *small_data, quiet, seed=1)
+        assert a.metrics == b.metrics
+        assert [h["loss/sum"] for h in a.history] == [h["loss/sum"] for h in b.history]
+        assert not any(k.startswith("cos/") for h in b.history for k in h)
 
 
 @pytest.mark.slow
 def test_resume_continues_exactly(small_data, tmp_path):
-    straight = E.train("pcgrad", TASKS, *small_data, SMALL, seed=0)
-    half = E.ExperimentConfig(**{**SMALL.__dict__, "steps": 6})
-    E.train("pcgrad", TASKS, *small_data, half, seed=0, checkpoint_dir=tmp_path)
-    resumed = E.train("pcgrad", TASKS, *small_data, SMALL, seed=0, checkpoint_dir=tmp_path, resume=True)
-    assert resumed.history == straight.history
-    assert resumed.metrics == straight.metrics
+    for method in ("pcgrad", "random"):
+        straight = E.train(method, TASKS, *small_data, SMALL, seed=0)
+        half = E.MultitaskRecipe(**{**SMALL.__dict__, "steps": 6})
+        E.train(method, TASKS, *small_data, half, seed=0, checkpoint_dir=tmp_path / method)
+        resumed = E.train(method, TASKS, *small_data, SMALL, seed=0, checkpoint_dir=tmp_path / method, resume=True)
+        assert resumed.history == straight.history
+        assert resumed.metrics == straight.metrics
 
 
 def test_unknown_method_in_train_and_grid(small_data):
-    with pytest.raises(ValueError, match="unknown method 'sgd'; valid methods: equal, uncertainty"):
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['sgd'\]; valid methods: equal, uncertainty"):
         E.train("sgd", TASKS, *small_data, SMALL, seed=0)
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['nash'\]"):
         E.run_grid(["equal", "nash"], [0], TASKS, *small_data, SMALL)
 
 
-def test_nan_loss_stops_training_at_its_step(small_data):
+def test_empty_seeds_or_methods_is_an_error(small_data):
+    with pytest.raises(ValueError, match="seeds is empty"):
+        E.run_grid(["equal"], [], TASKS, *small_data, SMALL)
+    with pytest.raises(ValueError, match="methods is empty"):
+        E.run_grid([], [0], TASKS, *small_data, SMALL)
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        E.run_grid(["equal"], [0, 0], TASKS, *small_data, SMALL)
+
+
+def test_nan_loss_stops_training_at_its_step(small_data, one_thread):
     (x, t), test = small_data
     sampler = batches(x, batch_size=SMALL.batch_size, seed=0)
     poisoned = sampler._perm if sampler(0) is not None else None  # epoch 0's permutation

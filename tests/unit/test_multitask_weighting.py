@@ -1,4 +1,4 @@
-"""The five weightings against hand-computed cases and brute-force references."""
+"""The weightings against hand-computed cases, brute-force references and torchjd."""
 
 import itertools
 import math
@@ -130,7 +130,7 @@ def test_mgda_optimality_condition_on_the_representation():
     torch.manual_seed(1)
     z = torch.randn(5, 3, requires_grad=True)
     losses = torch.stack([(z ** 2).sum(), (z * 2).sum(), (z[:, 0] - 1).abs().sum()])
-    update = W.MGDAUB(3).backward(losses, representation=z)
+    update = W.MGDAUB(3, W.MGDAConfig(normalization="none")).backward(losses, representation=z)
     theta = update.weights.double() @ update.grads.double()
     assert torch.all(update.grads.double() @ theta >= (theta @ theta) * (1 - 1e-4) - 1e-8)
 
@@ -237,3 +237,90 @@ def test_nan_loss_names_the_task_and_the_step():
         W.check_losses(torch.tensor([0.3, 0.2, float("nan")]), ["left", "right", "sum"], step=17)
     with pytest.raises(ValueError, match=r"got \(2,\) losses for 3 heads"):
         W.check_losses(torch.tensor([0.3, 0.2]), ["left", "right", "sum"], step=1)
+
+
+# -- MGDA-UB normalisation -----------------------------------------------------------------
+def test_mgda_default_is_the_official_multimnist_normalisation():
+    assert W.MGDAConfig().normalization == "loss+"
+    with pytest.raises(ValueError, match=r"normalization 'l1' not in \('none', 'l2', 'loss', 'loss\+'\)"):
+        W.MGDAConfig(normalization="l1")
+
+
+@pytest.mark.parametrize("kind", ["none", "l2", "loss", "loss+"])
+def test_mgda_weights_are_the_min_norm_point_of_the_normalised_gradients(kind):
+    # the official code divides each task's gradient by 1, its norm, its loss, or both, then solves
+    torch.manual_seed(2)
+    z = torch.randn(6, 4, requires_grad=True)
+    losses = torch.stack([(z ** 2).mean() * 30, (z.sum(1) - 1).abs().mean(), torch.sigmoid(z).mean()])
+    grads = W.task_gradients(losses, [z]).detach().double()
+    n = {"none": torch.ones(3, dtype=torch.float64), "l2": grads.norm(dim=1), "loss": losses.detach().double(),
+         "loss+": losses.detach().double() * grads.norm(dim=1)}[kind]
+    expected = MN.min_norm_weights(grads / n[:, None])
+    update = W.MGDAUB(3, W.MGDAConfig(normalization=kind)).backward(losses, representation=z)
+    torch.testing.assert_close(update.weights.double(), expected, atol=1e-6, rtol=0)
+    # the network sees sum_t alpha_t L_t
+    torch.testing.assert_close(z.grad.double(), (update.weights.double()[:, None] * grads).sum(0).view(6, 4),
+                               atol=1e-6, rtol=0)
+
+
+# -- random and fixed weights --------------------------------------------------------------
+def test_random_weighting_draws_softmax_normal_weights_per_step():
+    from moderndl.seed import generator
+
+    rw = W.RandomWeighting(3, seed=5)
+    p = torch.nn.Parameter(torch.ones(3))
+    for step in range(3):
+        p.grad = None
+        update = rw.backward(p * torch.tensor([1.0, 2.0, 3.0]))
+        expected = torch.softmax(torch.randn(3, generator=generator(5, step)), dim=0)
+        torch.testing.assert_close(update.weights, expected)
+        torch.testing.assert_close(p.grad, expected * torch.tensor([1.0, 2.0, 3.0]))
+        assert float(update.weights.sum()) == pytest.approx(1.0)
+        rw.after_step()
+    clone = W.RandomWeighting(3, seed=5)
+    clone.load_state_dict(rw.state_dict())  # resume: the step counter is part of the state
+    torch.testing.assert_close(clone.weights(), rw.weights())
+
+
+def test_fixed_weighting_by_hand_and_bad_weights():
+    p = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    W.make_weighting("fixed", ["classification"] * 2, weights=[0.25, 0.75]).backward(torch.stack([p[0] * 2, p[1]]))
+    torch.testing.assert_close(p.grad, torch.tensor([0.5, 0.75]))
+    with pytest.raises(ValueError, match="fixed: pass weights"):
+        W.make_weighting("fixed", ["classification"] * 2)
+    with pytest.raises(ValueError, match="fixed weights must be >= 0"):
+        W.FixedWeighting([-1.0, 2.0])
+
+
+def test_per_example_losses_average_to_the_task_losses():
+    from moderndl.multitask.model import task_losses
+    from moderndl.multitask.multimnist import TASKS
+
+    torch.manual_seed(0)
+    out = {"left": torch.randn(5, 10), "right": torch.randn(5, 10), "sum": torch.randn(5, 1)}
+    tgt = {"left": torch.randint(10, (5,)), "right": torch.randint(10, (5,)), "sum": torch.randn(5)}
+    per = task_losses(out, tgt, TASKS, reduction="none")
+    assert per.shape == (3, 5)
+    torch.testing.assert_close(per.mean(1), task_losses(out, tgt, TASKS))
+
+
+# -- against torchjd, a maintained implementation of the same aggregators ---------------------
+@pytest.mark.parametrize("T", [2, 3, 4])
+def test_pcgrad_equals_torchjd(T):
+    tj = pytest.importorskip("torchjd.aggregation")
+    grads = torch.randn(T, 30, generator=torch.Generator().manual_seed(10 + T), dtype=torch.float64)
+    grads[1] = -0.7 * grads[0] + 0.3 * grads[1]  # make sure some pairs conflict
+    torch.manual_seed(3)  # torchjd draws its task orders from the global generator
+    theirs = tj.PCGrad()(grads)
+    ours = W.pcgrad(grads, torch.Generator().manual_seed(3)).sum(0)  # the same draws from the same seed
+    torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("T", [2, 3, 5])
+def test_mgda_min_norm_point_equals_torchjd(T):
+    tj = pytest.importorskip("torchjd.aggregation")
+    grads = torch.randn(T, 20, generator=torch.Generator().manual_seed(T), dtype=torch.float64)
+    theirs = tj.MGDA(epsilon=1e-12, max_iters=20000)(grads) / 1.0  # sum_t alpha_t g_t
+    ours = MN.min_norm_weights(grads, max_iter=20000) @ grads
+    # both are Frank-Wolfe (exact for T = 2 here); the min-norm point is unique
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)

@@ -56,13 +56,21 @@ def frank_wolfe(gram: torch.Tensor, max_iter: int = 250, tol: float = 1e-8) -> t
     return torch.tensor(alpha, dtype=gram.dtype)
 
 
+def min_norm_from_gram(gram: torch.Tensor, max_iter: int = 250) -> torch.Tensor:
+    """MGDA's $\\alpha$ (T,) from the Gram matrix ``gram`` (T, T) of the gradients: exact for
+    T = 2 (Algorithm 1), Frank–Wolfe beyond (Algorithm 2). Returned in float64."""
+    T = gram.shape[0]
+    if gram.shape != (T, T):
+        raise ValueError(f"gram must be square, got {tuple(gram.shape)}")
+    if T == 1:
+        return torch.ones(1, dtype=torch.float64)
+    if T == 2:
+        gamma = min_norm_2(float(gram[0, 0]), float(gram[0, 1]), float(gram[1, 1]))
+        return torch.tensor([gamma, 1.0 - gamma], dtype=torch.float64)
+    return frank_wolfe(gram.double(), max_iter=max_iter)
+
+
 def min_norm_weights(grads: torch.Tensor, max_iter: int = 250) -> torch.Tensor:
     """MGDA's $\\alpha$ (T,) for gradients ``grads`` (T, P): exact for T = 2, Frank–Wolfe beyond."""
     gram = grads.double() @ grads.double().T  # (T, T)
-    T = grads.shape[0]
-    if T == 1:
-        return torch.ones(1, dtype=grads.dtype)
-    if T == 2:
-        gamma = min_norm_2(float(gram[0, 0]), float(gram[0, 1]), float(gram[1, 1]))
-        return torch.tensor([gamma, 1.0 - gamma], dtype=grads.dtype)
-    return frank_wolfe(gram, max_iter=max_iter).to(grads.dtype)
+    return min_norm_from_gram(gram, max_iter).to(grads.dtype)

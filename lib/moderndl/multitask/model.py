@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from moderndl.data.multimnist import Task
+from moderndl.multitask.multimnist import Task
 
 
 @dataclass(frozen=True)
@@ -64,22 +64,25 @@ class HardSharingNet(nn.Module):
 
 
 def task_losses(outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
-                tasks: Sequence[Task]) -> torch.Tensor:
-    """One loss per task, in task order: ``(T,)``. Heads and targets must match the tasks."""
+                tasks: Sequence[Task], reduction: str = "mean") -> torch.Tensor:
+    """One loss per task, in task order: ``(T,)``, or ``(T, B)`` per example with
+    ``reduction="none"``. Heads and targets must match the tasks."""
     names = [t.name for t in tasks]
     if sorted(outputs) != sorted(names):
         raise ValueError(f"{len(outputs)} heads {sorted(outputs)} do not match {len(names)} tasks {names}")
     missing = [n for n in names if n not in targets]
     if missing:
         raise ValueError(f"no targets for tasks {missing}; targets given: {sorted(targets)}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction {reduction!r} not in ('mean', 'none')")
     losses = []
     for t in tasks:
         y_hat, y = outputs[t.name], targets[t.name]
         if t.kind == "classification":
-            losses.append(nn.functional.cross_entropy(y_hat, y))
+            losses.append(nn.functional.cross_entropy(y_hat, y, reduction=reduction))
         else:
-            losses.append(nn.functional.mse_loss(y_hat.squeeze(-1), y))  # (B, 1) -> (B,)
-    return torch.stack(losses)  # (T,)
+            losses.append(nn.functional.mse_loss(y_hat.squeeze(-1), y, reduction=reduction))  # (B, 1) -> (B,)
+    return torch.stack(losses)  # (T,) or (T, B)
 
 
 @torch.no_grad()
