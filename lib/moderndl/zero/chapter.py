@@ -19,7 +19,11 @@ from moderndl.zero import deepspeed_side, memory, report
 from moderndl.zero import experiments as ex
 from moderndl.zero.workload import Workload
 
-TRAJ_RTOL, TRAJ_ATOL = 1e-5, 1e-6  # fp32: only the order of the ranks' gradient sums differs
+# fp32: only the order of the ranks' gradient sums differs, and Adam's m / (sqrt(v) + eps)
+# amplifies that where a gradient is near eps. atol is 1% of one Adam step at lr = 1e-3: the
+# transformer moved every multi-rank method (DDP, ZeRO-RO, FSDP2, DeepSpeed and ours alike) by
+# 1.4e-6 from one process, above the 1e-6 first set for the MLP.
+TRAJ_RTOL, TRAJ_ATOL = 1e-5, 1e-5
 DS_TRAJ_ATOL = 1e-5  # DeepSpeed's fp32 partitions are averaged in another order (pre-divided)
 BENCH_VS_DDP, BENCH_VS_LIBRARY = 1.3, 1.1  # targets for our stages 1-2: x DDP, x their library equivalent
 EQUIVALENT = {"ours1": "zero_redundancy", "ours2": "fsdp2"}
