@@ -76,6 +76,7 @@ def gpu_check(device: torch.device, toy: bool) -> dict:
     cpu = device.type != "cuda"
     skipped = []
     if toy:
+        torch.set_num_threads(1)  # toy convolutions on a CPU: threads only add synchronisation
         d_size, d_width, d_batch, c_size, c_gen, c_width, steps = 16, 4, 4, 32, "resnet_6blocks", 4, 2
         skipped += ["bf16 autocast (the CPU loop runs fp32)", "torch.compile variant (slow to compile on CPU)",
                     "the paper's 256 px and 64-wide networks (toy size: 16 px DCGAN, 32 px CycleGAN, width 4)"]
