@@ -71,12 +71,22 @@ def _stepper(step, batch):
 def gpu_check(device: torch.device, toy: bool) -> dict:
     """The full profile's training paths for a few steps with its switches (bf16, channels_last),
     then the throughput benchmark: eager fp32 against bf16 + channels_last (+ compile) at 256 px,
-    batch 1 (the paper's) and batch 8. ``toy``: the same paths on the CPU at toy size."""
+    batch 1 (the paper's) and batch 8. ``toy``: the same paths on the CPU at toy size, on one
+    thread (toy convolutions only pay for the threads' synchronisation)."""
+    before = torch.get_num_threads()
+    if toy:
+        torch.set_num_threads(1)
+    try:
+        return _check(device, toy)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check(device: torch.device, toy: bool) -> dict:
     full = scales.TABLE["full"]
     cpu = device.type != "cuda"
     skipped = []
     if toy:
-        torch.set_num_threads(1)  # toy convolutions on a CPU: threads only add synchronisation
         d_size, d_width, d_batch, c_size, c_gen, c_width, steps = 16, 4, 4, 32, "resnet_6blocks", 4, 2
         skipped += ["bf16 autocast (the CPU loop runs fp32)", "torch.compile variant (slow to compile on CPU)",
                     "the paper's 256 px and 64-wide networks (toy size: 16 px DCGAN, 32 px CycleGAN, width 4)"]
