@@ -22,9 +22,10 @@ TABLE = {
                    sweep=[0.1, 0.25, 0.5, 0.75, 0.9], n_train=4000, n_test=1000, steps=1000, batch_size=64,
                    lr=3e-3, weight_lr=0.05, hidden=[256, 128], probe_every=10, threads=1, mixed_precision="no"),
     "full": _full,
-    # the full settings with steps, data and seeds cut: every code path of the full run, on a CPU
+    # the full settings with steps, data and grid sizes cut: every code path of the full run, on a CPU,
+    # on one thread (two threads on a busy 2-core machine spin-wait: five times the CPU time here)
     "dry": dict(_full, seeds=2, study_seeds=2, sweep=[0.5], normalizations=["none", "loss+"], n_train=600,
-                n_test=200, steps=2),
+                n_test=200, steps=2, threads=1),
 }
 
 RANGES = {"seeds": (2, None), "study_seeds": (2, None), "steps": (1, None), "batch_size": (2, None),
