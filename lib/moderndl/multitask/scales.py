@@ -16,7 +16,7 @@ _full = dict(seeds=5, study_seeds=5, methods=list(METHODS), normalizations=list(
 
 TABLE = {
     "smoke": dict(seeds=2, study_seeds=2, methods=list(METHODS), normalizations=["none", "loss+"],
-                  sweep=[0.25, 0.75], n_train=2000, n_test=500, steps=200, batch_size=64, lr=3e-3,
+                  sweep=[0.25, 0.75], n_train=2000, n_test=500, steps=150, batch_size=64, lr=3e-3,
                   weight_lr=0.05, hidden=[128, 64], probe_every=10, threads=1, mixed_precision="no"),
     "laptop": dict(seeds=5, study_seeds=3, methods=list(METHODS), normalizations=list(NORMALIZATIONS),
                    sweep=[0.1, 0.25, 0.5, 0.75, 0.9], n_train=4000, n_test=1000, steps=1000, batch_size=64,
