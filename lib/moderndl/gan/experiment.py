@@ -110,8 +110,9 @@ def run_dcgan(s: Settings, data: Data, seed: int, *, checkpoint_dir: Path | None
                          "D": measure.count_parameters(loop.unwrap("discriminator"))}}
     if data.classifier_art is not None:
         n_fit = len(data.classifier_art) // 2  # fit on one half, check on the other
-        clf = style.train_classifier(data.classifier_art[:n_fit], data.classifier_labels[:n_fit],
-                                     style.StyleClassifierConfig(steps=s.classifier_steps), seed=seed)
+        clf_config = style.StyleClassifierConfig(steps=s.classifier_steps, batch_size=min(64, n_fit))
+        clf = style.train_classifier(data.classifier_art[:n_fit], data.classifier_labels[:n_fit], clf_config,
+                                     seed=seed)
         held = style.probabilities(clf, data.classifier_art[n_fit:]).argmax(1)
         result["classifier_accuracy"] = float((held == data.classifier_labels[n_fit:]).float().mean())
         result["coverage"] = style.coverage(clf, snapshots[steps[-1]], style.labels_of(len(data.art_dcgan)),
