@@ -242,3 +242,17 @@ def test_nan_loss_stops_training_at_its_step(small_data, one_thread):
     bad["sum"][k] = float("nan")
     with pytest.raises(FloatingPointError, match=r"non-finite task loss at step 6: sum=nan"):
         E.train("equal", TASKS, (x, bad), test, SMALL, seed=0)
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ({"methods": ["equal", "nash"]}, r"unknown method\(s\) \['nash'\]"),
+    ({"methods": []}, "methods is empty"),
+    ({"normalizations": ["l1"]}, r"normalizations \['l1'\] not in"),
+    ({"sweep": [0.5, 1.5]}, r"sweep weights must lie in \[0, 1\]"),
+])
+def test_bad_chapter_settings_fail_before_training(override, match):
+    from moderndl.multitask import scales, study
+
+    with pytest.raises(ValueError, match=match):
+        study.check_settings({**scales.TABLE["smoke"], **override})
+    study.check_settings(scales.TABLE["smoke"])

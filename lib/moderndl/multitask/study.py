@@ -18,14 +18,34 @@ from typing import Any
 
 from moderndl import measure
 from moderndl.multitask import analysis as A
-from moderndl.multitask.experiment import SINGLE, MultitaskRecipe, RunResult, Spec, baseline, run_grid, summarize
+from moderndl.multitask.experiment import (
+    SINGLE,
+    MultitaskRecipe,
+    RunResult,
+    Spec,
+    baseline,
+    check_methods,
+    run_grid,
+    summarize,
+)
 from moderndl.multitask.multimnist import THREE_TASKS, TWO_TASKS, MultiMNISTConfig, load_multimnist
-from moderndl.multitask.surgery import MGDAConfig
+from moderndl.multitask.surgery import NORMALIZATIONS, MGDAConfig
 
 DEFAULT_NORM = MGDAConfig().normalization
 # Sener & Koltun 2018 on MultiMNIST: MGDA-UB ahead of the loss weightings, which are close
 PUBLISHED = {("mgda", "equal"): ">", ("mgda", "uncertainty"): ">", ("mgda", "gradnorm"): ">",
              ("equal", "uncertainty"): "=", ("equal", "gradnorm"): "="}
+
+
+def check_settings(s: Mapping[str, Any]) -> None:
+    """Fail before any training: known methods, known normalisations, sweep weights in [0, 1]."""
+    check_methods(s["methods"])
+    bad = [k for k in s["normalizations"] if k not in NORMALIZATIONS]
+    if bad:
+        raise ValueError(f"normalizations {bad} not in {NORMALIZATIONS}")
+    if any(not 0.0 <= float(w) <= 1.0 for w in s["sweep"]):
+        raise ValueError(f"sweep weights must lie in [0, 1] (w for the left digit, 1 - w for the right), "
+                         f"got {s['sweep']}")
 
 
 def data(s: Mapping[str, Any], seed: int):
@@ -240,6 +260,7 @@ def _three_task_claims(led, s, three: list[RunResult], names3: list[str], out: d
 
 def experiment(s, led, seed: int) -> dict[str, Any]:
     """Everything of the chapter's training, as the notebook runs it: ``python -m moderndl.multitask``."""
+    check_settings(s)
     train, test = data(s, seed)
     two = comparison(s, train, test, seed)
     abl = ablation(s, train, test, seed)
