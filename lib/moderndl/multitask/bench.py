@@ -46,6 +46,16 @@ def _stepper(step, batch):
 def gpu_check(device: torch.device, toy: bool) -> dict[str, Any]:
     """The full profile's training path (bf16 autocast on CUDA) for a few steps per method on two
     tasks, then the per-method step cost at the full profile's sizes; toy sizes on a CPU."""
+    threads = torch.get_num_threads()
+    if toy:  # tiny steps on a shared CPU: one thread, as the CPU profiles run (restored at the end)
+        torch.set_num_threads(1)
+    try:
+        return _gpu_check(device, toy)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _gpu_check(device: torch.device, toy: bool) -> dict[str, Any]:
     full = scales.TABLE["full"]
     cpu = device.type != "cuda"
     recipe = MultitaskRecipe(steps=3 if toy else 50, batch_size=32 if toy else full["batch_size"], lr=full["lr"],
