@@ -36,6 +36,29 @@ def test_node_is_weighted_sum_relu_sepconv_bn():
     torch.testing.assert_close(node(xs), _reference_node(node, xs))
 
 
+@pytest.mark.parametrize("in_degree", [1, 2])
+def test_node_matches_the_reference_in_value_and_gradient(in_degree):
+    """The single-input shortcut (gate folded into the depthwise kernel) and the in-place
+    aggregation give the reference's outputs and gradients, in training mode."""
+    torch.manual_seed(0)
+    node = Node(in_degree, 4, 6, stride=2).train()
+    with torch.no_grad():
+        node.weight.copy_(torch.linspace(-1, 1, in_degree))
+    xs = [torch.randn(2, 4, 6, 6, requires_grad=True) for _ in range(in_degree)]
+    out = node(xs)
+    w = torch.sigmoid(node.weight)
+    agg = sum(wi * xi for wi, xi in zip(w, xs, strict=True))
+    dw, pw = node.conv.depthwise, node.conv.pointwise
+    y = F.conv2d(F.conv2d(F.relu(agg), dw.weight, stride=2, padding=1, groups=dw.groups), pw.weight)
+    ref = F.batch_norm(y, None, None, node.bn.weight, node.bn.bias, training=True, eps=node.bn.eps)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [node.weight, dw.weight, *xs], g)
+    ref_grads = torch.autograd.grad(ref, [node.weight, dw.weight, *xs], g)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_stage_matches_a_reference_walk_over_the_dag():
     """Evaluate the DAG with networkx's topological sort and explicit strides; compare to Stage."""
     torch.manual_seed(0)

@@ -5,7 +5,8 @@ train/test split, whatever the source:
 
 - ``data_dir`` empty: the shapes task of :mod:`moderndl.randwire.shapes`, ``train_size`` and
   ``test_size`` images drawn from the task seed (the paper's Fig. 3 needs a large test set:
-  the binomial noise of an accuracy p on n images is sqrt(p(1 - p)/n));
+  the binomial noise of an accuracy p on n images is sqrt(p(1 - p)/n)), each image
+  standardised on its own (:func:`per_image_standardised`);
 - a folder holding ``data_batch_1``: CIFAR-10 in its python layout (:mod:`.cifar`);
 - any other folder: one sub-folder per class, split with a fixed seed.
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from moderndl import train
 from moderndl.data import digits, images
 from moderndl.randwire import cifar, shapes
 from moderndl.seed import generator as seed_generator
@@ -53,7 +55,8 @@ def load_dataset(data_dir: str | Path | None, image_size: int, *, train_size: in
         config = shapes.ShapesConfig(image_size=image_size)
         x_train, y_train = _draw(train_size, data_seed, "train", config)
         x_test, y_test = shapes.test_set(test_size, data_seed, config)
-        return _normalised("shapes", x_train, y_train, x_test, y_test, shapes.NUM_CLASSES)
+        x_train, x_test = per_image_standardised(x_train), per_image_standardised(x_test)
+        return Dataset("shapes", x_train, y_train, x_test, y_test, shapes.NUM_CLASSES)
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"data_dir {path} does not exist or is not a folder "
@@ -108,17 +111,31 @@ def _normalised(name, x_train, y_train, x_test, y_test, num_classes) -> Dataset:
     return Dataset(name, (x_train - mean) / std, y_train, (x_test - mean) / std, y_test, num_classes)
 
 
-def augment(x: torch.Tensor, seed: int, step: int, pad: int = 4) -> torch.Tensor:
+def per_image_standardised(x: torch.Tensor) -> torch.Tensor:
+    """Each image minus its own per-channel mean, over its own std: the shapes task's colours
+    are random, so this leaves the shape's contrast with its background as the signal."""
+    centred = x - x.mean(dim=(2, 3), keepdim=True)  # (N, C, S, S)
+    return centred / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+
+
+def augment(x: torch.Tensor, seed: int, step: int, pad: int = 4, global_batch: int | None = None) -> torch.Tensor:
     """The standard CIFAR recipe, per image: a random horizontal flip and a random
-    ``S x S`` crop of the image zero-padded by ``pad`` on each side."""
+    ``S x S`` crop of the image zero-padded by ``pad`` on each side.
+
+    Under several ranks ``x`` is this rank's slice of a global batch of ``global_batch``: the
+    draws are made for the whole global batch and sliced the same way, so N ranks augment
+    exactly as one process would.
+    """
     g = seed_generator(seed, step)
     b, _, size, _ = x.shape
-    flip = torch.rand(b, generator=g) < 0.5  # (B,)
+    total = global_batch or b
+    rows = train.rank_slice(total) if global_batch else slice(0, b)
+    flip = (torch.rand(total, generator=g) < 0.5)[rows]  # (B,)
+    dy, dx = (torch.randint(0, 2 * pad + 1, (total,), generator=g)[rows].to(x.device) for _ in range(2))  # (B,)
     x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
     padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, S + 2 pad, S + 2 pad)
-    dy, dx = (torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device) for _ in range(2))  # (B,) each
-    rows = (dy.view(b, 1) + torch.arange(size, device=x.device)).view(b, 1, size, 1)  # (B, 1, S, 1)
-    cols = (dx.view(b, 1) + torch.arange(size, device=x.device)).view(b, 1, 1, size)  # (B, 1, 1, S)
+    rows_idx = (dy.view(b, 1) + torch.arange(size, device=x.device)).view(b, 1, size, 1)  # (B, 1, S, 1)
+    cols_idx = (dx.view(b, 1) + torch.arange(size, device=x.device)).view(b, 1, 1, size)  # (B, 1, 1, S)
     batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
     channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-    return padded[batch, channel, rows, cols]  # (B, C, S, S)
+    return padded[batch, channel, rows_idx, cols_idx]  # (B, C, S, S)

@@ -113,12 +113,12 @@ def train_one(config: RandWireConfig, data: Dataset, recipe: RecipeConfig, *, de
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, recipe)
-    sampler = train.batches(data.x_train, data.y_train, batch_size=min(recipe.batch_size, len(data.x_train)),
-                            seed=config.seed)
+    global_batch = min(recipe.batch_size, len(data.x_train))
+    sampler = train.batches(data.x_train, data.y_train, batch_size=global_batch, seed=config.seed)
 
     def batch(t: int):
         x, y = sampler(t)  # this rank's slice of the global batch
-        return (augment(x, config.seed, t) if recipe.augment else x), y
+        return (augment(x, config.seed, t, global_batch=global_batch) if recipe.augment else x), y
 
     def loss_fn(m, b):
         x, y = b

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from moderndl.randwire import graphs
@@ -91,10 +92,17 @@ class Node(nn.Module):
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         gates = torch.sigmoid(self.weight)  # (in_degree,), positive aggregation weights
+        if len(inputs) == 1:
+            # relu(g x) = g relu(x) for g > 0, and the depthwise conv is linear: scale its
+            # (C, 1, 3, 3) kernel instead of the (B, C, H, W) activation.
+            dw = self.conv.depthwise
+            x = F.conv2d(torch.relu(inputs[0]), dw.weight * gates[0], stride=dw.stride, padding=dw.padding,
+                         groups=dw.groups)
+            return self.bn(self.conv.pointwise(x))
         x = gates[0] * inputs[0]
         for gate, xi in zip(gates[1:], inputs[1:], strict=True):
-            x = x + gate * xi  # (B, c_in, H, W)
-        return self.bn(self.conv(torch.relu(x)))
+            x = torch.addcmul(x, gate, xi)  # (B, c_in, H, W): x + gate * xi in one op
+        return self.bn(self.conv(torch.relu_(x)))  # x is this node's own buffer: ReLU in place
 
 
 class Stage(nn.Module):
