@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from moderndl.measure import time_it
-from moderndl.train import Loop, TrainConfig, fit
+from moderndl.train import TrainConfig, fit
 from moderndl.zero import memory, peak
 from moderndl.zero.launch import spawn
 from moderndl.zero.libraries import METHODS, build, check_methods
@@ -88,7 +88,11 @@ def train_stage(rank: int, world_size: int, work: Workload, stage: int, dtype: s
                             bucket_numel=bucket_numel)
         engine = ZeroDataParallel(model, config, group)
 
-        def step(batch, t):
+        # A plain loop, not the book's Loop: the Loop averages its logs over accelerate's world,
+        # while this run may use a sub-group of the ranks (N_d < max N_d).
+        losses = []
+        for t in range(work.steps):
+            batch = data(t)
             engine.comm.reset()
             with tr.step():
                 loss = loss_fn(model, batch)
@@ -97,11 +101,7 @@ def train_stage(rank: int, world_size: int, work: Workload, stage: int, dtype: s
                 engine.zero_grad()
             comm.append(engine.comm.elements)
             ring.append(engine.comm.ring_elements)
-            return {"loss": loss.detach()}
-
-        loop = Loop(TrainConfig(steps=work.steps, log_every=work.steps, cpu=True, progress=False,
-                                desc=f"ZeRO stage {stage} rank {rank}/{world_size}"))
-        history = loop.run(step, data)
+            losses.append(float(loss))
     params = engine.full_parameters()  # a collective in stage 3: every rank calls it
     return {
         "stage": stage, "dtype": dtype, "n_d": world_size, "rank": rank,
@@ -110,7 +110,7 @@ def train_stage(rank: int, world_size: int, work: Workload, stage: int, dtype: s
         "peak_bytes": tr.peak(), "buffers": engine.named_buffers(),
         "activations": activation_bytes(work, data(0), getattr(torch, dtype)),
         "comm_elements": comm, "ring_elements": ring, "comm_calls": engine.comm.calls,
-        "loss": [h["loss"] for h in history],
+        "loss": losses,
         "params": params if rank == 0 else None,
     }
 
