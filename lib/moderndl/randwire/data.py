@@ -7,6 +7,8 @@ train/test split, whatever the source:
   ``test_size`` images drawn from the task seed (the paper's Fig. 3 needs a large test set:
   the binomial noise of an accuracy p on n images is sqrt(p(1 - p)/n)), each image
   standardised on its own (:func:`per_image_standardised`);
+- ``"digits"``: scikit-learn's 8x8 digits, upsampled to ``image_size`` (the smoke profile:
+  a real task that tiny networks learn in a few dozen steps);
 - a folder holding ``data_batch_1``: CIFAR-10 in its python layout (:mod:`.cifar`);
 - any other folder: one sub-folder per class, split with a fixed seed.
 
@@ -57,6 +59,11 @@ def load_dataset(data_dir: str | Path | None, image_size: int, *, train_size: in
         x_test, y_test = shapes.test_set(test_size, data_seed, config)
         x_train, x_test = per_image_standardised(x_train), per_image_standardised(x_test)
         return Dataset("shapes", x_train, y_train, x_test, y_test, shapes.NUM_CLASSES)
+    if str(data_dir) == "digits":
+        x, y = digits.load_digits()  # (1797, 1, 8, 8), (1797,)
+        x = _resize(x, image_size)  # (N, 1, S, S), bilinear
+        train_idx, test_idx = digits.split(len(x), test_fraction, data_seed)
+        return _normalised("digits", x[train_idx], y[train_idx], x[test_idx], y[test_idx], 10)
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"data_dir {path} does not exist or is not a folder "
