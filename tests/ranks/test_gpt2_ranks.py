@@ -14,7 +14,7 @@ from accelerate.state import PartialState
 from moderndl.gpt2 import api, lm, pretrain
 
 out = Path(os.environ["OUT"])
-state = PartialState()
+state = PartialState(cpu=True)  # PartialState() alone does not detect gloo CPU ranks
 tokens = torch.arange(4000) % 500
 # the sampler: this rank's rows of the global batch
 sampler = lm.random_windows(tokens, 16, 4, seed=3, micro_batches=2)

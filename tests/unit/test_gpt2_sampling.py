@@ -25,6 +25,12 @@ def test_top_p_keeps_the_smallest_nucleus():
     assert torch.isfinite(sampling.filter_logits(shuffled, top_p=0.8)).tolist() == [[False, True, False, True]]
 
 
+def test_top_p_zero_and_one_are_off_as_in_gpt_2_simple():
+    logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
+    assert torch.equal(sampling.filter_logits(logits, top_p=0.0), logits)
+    assert torch.equal(sampling.filter_logits(logits, top_p=1.0), logits)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"temperature": 0.0}, "temperature must be > 0"),
     ({"temperature": -1.0}, "temperature must be > 0"),
@@ -32,12 +38,6 @@ def test_top_p_keeps_the_smallest_nucleus():
     ({"top_p": 1.5}, r"top_p must be in \[0, 1\]"),
     ({"top_k": -1}, "top_k must be"),
 ])
-def test_top_p_zero_and_one_are_off_as_in_gpt_2_simple():
-    logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
-    assert torch.equal(sampling.filter_logits(logits, top_p=0.0), logits)
-    assert torch.equal(sampling.filter_logits(logits, top_p=1.0), logits)
-
-
 def test_bad_decoding_knobs(kwargs, match):
     args = {"temperature": 1.0, "top_k": 0, "top_p": 1.0} | kwargs
     with pytest.raises(ValueError, match=match):

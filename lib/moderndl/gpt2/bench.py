@@ -230,13 +230,13 @@ def gpu_check(device: torch.device, toy: bool) -> dict[str, Any]:
         data = Path(tmp) / "train.txt"
         data.write_text(corpus)
         started = time.perf_counter()
-        run = api.finetune(data, base, 3 if toy else 30, run_name="check", checkpoint_dir=Path(tmp) / "ckpt",
+        run = api.finetune(data, base, 3 if toy else 10, run_name="check", checkpoint_dir=Path(tmp) / "ckpt",
                            batch_size=2 if toy else 8, accumulate_gradients=2, block_size=arch["n_positions"],
                            sample_every=0, save_every=0, print_every=0, cpu=device.type != "cuda", progress=False)
         out["finetune"] = {"steps": run.step, "wall_s": time.perf_counter() - started, "losses": run.losses,
                            "mixed_precision": "bf16" if device.type == "cuda" else "no",
                            "compile": device.type == "cuda"}
-    out["throughput"] = compare(tiny(repeats=2) if toy else BenchConfig(repeats=10), device,
+    out["throughput"] = compare(tiny(repeats=2) if toy else BenchConfig(warmup=3, repeats=5), device,
                                 peak_flops=1e9 if toy else None)
     ours, hf = generation_pair(**(dict(n_layer=2, n_embd=64, n_head=2, vocab_size=256) if toy else {}))
     prompt = torch.randint(0, ours.config.vocab_size, (4, 8), device=device)  # (B, T0)

@@ -56,7 +56,8 @@ class random_windows:  # noqa: N801 - reads as a function at call sites
                              f"{block_size + 1}; pass a longer text or a smaller block_size")
         self.tokens, self.block_size, self.batch_size = tokens, block_size, batch_size
         self.seed, self.micro_batches = seed, micro_batches
-        self.rows = rank_slice(batch_size, rank, world_size)
+        self.rank, self.world_size = rank, world_size
+        self.rows: slice | None = None  # on first use: by then the training loop has set up the launch
 
     def global_batch(self, step: int) -> torch.Tensor:
         """All ranks' windows at ``step``: ``(micro_batches, batch_size, block_size + 1)``."""
@@ -68,6 +69,8 @@ class random_windows:  # noqa: N801 - reads as a function at call sites
         return windows.view(self.micro_batches, self.batch_size, self.block_size + 1)  # (M, B, T + 1)
 
     def __call__(self, step: int) -> torch.Tensor:
+        if self.rows is None:
+            self.rows = rank_slice(self.batch_size, self.rank, self.world_size)
         return self.global_batch(step)[:, self.rows]  # (M, B // world_size, T + 1)
 
 

@@ -58,7 +58,6 @@ def _choose(logits: torch.Tensor, *, greedy: bool, temperature: float, top_k: in
     return torch.multinomial(probs, 1, generator=generator)  # (B, 1)
 
 
-@torch.no_grad()
 def sample(model: Any, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int = 0,
            top_p: float = 1.0, greedy: bool = False, generator: torch.Generator | None = None,
            n_positions: int | None = None, use_cache: bool = True,
@@ -80,17 +79,25 @@ def sample(model: Any, idx: torch.Tensor, max_new_tokens: int, *, temperature: f
     was_training = model.training
     model.eval()
     try:
-        if use_cache and hasattr(model, "new_cache"):
-            return _sample_cached(model, idx, max_new_tokens, n_positions or model.config.n_positions, knobs,
-                                  on_token)
-        for i in range(max_new_tokens):
-            context = idx if n_positions is None else idx[:, -n_positions:]  # (B, <= n_positions)
-            logits = logits_of(model, context)[:, -1, :].float()  # (B, V)
-            idx = torch.cat([idx, _choose(logits, **knobs)], dim=1)  # (B, T + 1)
-            on_token(i)
-        return idx
+        # inference_mode: no autograd bookkeeping per op (cheaper than no_grad for a decode
+        # loop of small ops); the clone outside it returns an ordinary tensor
+        with torch.inference_mode():
+            out = _sample(model, idx, max_new_tokens, n_positions, use_cache, knobs, on_token)
+        return out.clone()
     finally:
         model.train(was_training)
+
+
+def _sample(model: Any, idx: torch.Tensor, max_new_tokens: int, n_positions: int | None, use_cache: bool,
+            knobs: dict, on_token: Callable[[int], None]) -> torch.Tensor:
+    if use_cache and hasattr(model, "new_cache"):
+        return _sample_cached(model, idx, max_new_tokens, n_positions or model.config.n_positions, knobs, on_token)
+    for i in range(max_new_tokens):
+        context = idx if n_positions is None else idx[:, -n_positions:]  # (B, <= n_positions)
+        logits = logits_of(model, context)[:, -1, :].float()  # (B, V)
+        idx = torch.cat([idx, _choose(logits, **knobs)], dim=1)  # (B, T + 1)
+        on_token(i)
+    return idx
 
 
 def _sample_cached(model: Any, idx: torch.Tensor, max_new_tokens: int, window: int, knobs: dict,
