@@ -101,7 +101,7 @@ def train_stage(rank: int, world_size: int, work: Workload, stage: int, dtype: s
                 engine.zero_grad()
             comm.append(engine.comm.elements)
             ring.append(engine.comm.ring_elements)
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     params = engine.full_parameters()  # a collective in stage 3: every rank calls it
     return {
         "stage": stage, "dtype": dtype, "n_d": world_size, "rank": rank,
