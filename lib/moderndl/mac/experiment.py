@@ -173,22 +173,32 @@ def claims(led: ledger.Ledger, accuracy: dict, blind_acc: dict, attention: dict 
               "the question-only LSTM stay at or below 80% in every family", best[worst], holds=best[worst] <= 0.8,
               tolerance="<= 0.80", note=f"ours: the best blind accuracy of any family ({worst})")
     multi = mac.get("relate_multi", float("nan"))
+    per_family = ", ".join(f"{f} {mac[f]:.3f}" for f in families if f in mac)
+    chains_unlearnt = (f"; not reached: at this training length MAC has learnt the one-object families far "
+                       f"better than the relation chains ({per_family})")
+    ok = mac["overall"] >= 0.95
     led.claim("mac_95", "MAC answers at least 95% of the test questions, all five families", mac["overall"],
-              holds=mac["overall"] >= 0.95, tolerance=">= 0.95", scope="laptop",
-              note="the laptop target: 10 minutes on two CPU cores, all five families")
+              holds=ok, tolerance=">= 0.95", scope="laptop",
+              note="the laptop target: 10 minutes on two CPU cores, all five families"
+              + ("" if ok else chains_unlearnt))
+    ok = multi >= 0.90
     led.claim("mac_90_multi_hop", "MAC answers at least 90% of relate questions of 2 or more hops", multi,
-              holds=multi >= 0.90, tolerance=">= 0.90", scope="laptop", note="the laptop target")
+              holds=ok, tolerance=">= 0.90", scope="laptop", note="the laptop target" + ("" if ok else chains_unlearnt))
     lead = multi - cnn.get("relate_multi", float("nan"))
     led.claim("mac_leads_cnn_multi_hop", "MAC leads CNN+LSTM by at least 10 points on relate questions of 2+ hops",
               lead, holds=lead >= 0.10, tolerance=">= 0.10", scope="laptop",
-              note="ours: MAC's accuracy minus CNN+LSTM's on the 2+-hop subset")
+              note=f"ours: MAC's accuracy minus CNN+LSTM's ({cnn.get('relate_multi', float('nan')):.3f}) on the "
+                   f"2+-hop subset" + ("" if lead >= 0.10 else "; the lead needs MAC to have learnt the chains"))
     if len(ablation_acc) >= 2:
         hops = max(int(k.split("_")[1]) for k in mac if k.startswith("relate_") and k[7:].isdigit())
         few, many = min(ablation_acc), max(ablation_acc)
         gain = ablation_acc[many].get(f"relate_{hops}", 0.0) - ablation_acc[few].get(f"relate_{hops}", 0.0)
+        by_p = ", ".join(f"p={p} {acc.get(f'relate_{hops}', float('nan')):.3f}" for p, acc in ablation_acc.items())
         led.claim("steps_needed", f"Chains of {hops} hops need enough steps: MAC with p={many} beats p={few} "
                   f"by at least 10 points on {hops}-hop relate questions", gain, holds=gain >= 0.10,
-                  tolerance=">= 0.10", scope="laptop", note="ours: the accuracy difference")
+                  tolerance=">= 0.10", scope="laptop",
+                  note=f"ours: the accuracy difference ({by_p})" + ("" if gain >= 0.10 else
+                       "; while no p has learnt the chains, the number of steps cannot show"))
     if attention is not None:
         led.claim("attention_beyond_object_prior", "The read attention favours the referenced objects over the "
                   "others: odds ratio of at least 2 against an attention spread over all objects",
@@ -198,7 +208,9 @@ def claims(led: ledger.Ledger, accuracy: dict, blind_acc: dict, attention: dict 
         led.claim("attention_follows_chain", "On 2+-hop relate questions, the read attention visits the chain in "
                   "order: consecutive objects peak at strictly later steps in at least half of the pairs",
                   attention["chain_order"], holds=attention["chain_order"] >= 0.5, tolerance=">= 0.5",
-                  scope="laptop", note=f"random peak steps score {attention['chain_order_chance']:.3f}")
+                  scope="laptop", note=f"random peak steps score {attention['chain_order_chance']:.3f}"
+                  + ("" if attention["chain_order"] >= 0.5 else "; the attention finds the chain's objects "
+                     "(odds ratio above) before it visits them in order"))
     led.claim("mac_98", "MAC reaches at least 98% overall (the paper: 98.9% on CLEVR)", mac["overall"],
               paper_value=0.989, holds=mac["overall"] >= 0.98, tolerance=">= 0.98", scope="full",
               note="our world, not CLEVR; needs the full profile's training")
