@@ -36,9 +36,11 @@ TABLE = {
                  channels_last=True, compile=False, stats_nodes=32, stats_samples=200, damage_images=5000,
                  benchmark=True, bench_batch_size=64, threads=0),
 }
+# dry: one thread, since on a shared 2-core machine OpenMP's spinning threads slow these small
+# ops many times over (the full profile's threads=0 means torch's default).
 TABLE["dry"] = dict(TABLE["full"], steps=2, train_size=256, test_size=128, batch_size=32, seeds=1,
                     generators=TABLE["full"]["generators"][:1], stats_samples=4, damage_images=8,
-                    bench_batch_size=2)
+                    bench_batch_size=2, threads=1)
 
 RANGES = {"image_size": (8, None), "train_size": (1, None), "test_size": (1, None), "channels": (2, None),
           "nodes": (2, None), "head_channels": (1, None), "seeds": (1, None), "steps": (1, None),
