@@ -57,9 +57,9 @@ def main(name: str, notebook: str, table: Mapping[str, Mapping[str, Any]], exper
         s = profiles.settings(args.profile, table, given, ranges=ranges)
     except ValueError as err:
         p.error(str(err))
-    from accelerate.state import PartialState
+    from moderndl.train import ranks
 
-    main_process = PartialState().is_main_process
+    main_process = ranks()[0] == 0  # from the launch; accelerate's state is made later, by the loops
     led = ledger.open(notebook, s, path=args.metrics, write=main_process)
     experiment(s, led, args.seed)
     if main_process:
