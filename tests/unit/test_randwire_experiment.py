@@ -118,7 +118,8 @@ def test_shapes_dataset_sizes_and_normalisation():
     assert data.x_train.mean(dim=(2, 3)).abs().max() < 1e-5  # every image centred per channel
     torch.testing.assert_close(data.x_train.std(dim=(1, 2, 3)), torch.ones(300))
     raw = shapes.sample(200, 0, 0, "test", shapes.ShapesConfig(16))[0]
-    expected = (raw - raw.mean(dim=(2, 3), keepdim=True)) / raw.std(dim=(1, 2, 3), keepdim=True)
+    centred = raw - raw.mean(dim=(2, 3), keepdim=True)
+    expected = centred / centred.std(dim=(1, 2, 3), keepdim=True)
     torch.testing.assert_close(data.x_test, expected)
 
 

@@ -122,7 +122,7 @@ def per_image_standardised(x: torch.Tensor) -> torch.Tensor:
     """Each image minus its own per-channel mean, over its own std: the shapes task's colours
     are random, so this leaves the shape's contrast with its background as the signal."""
     centred = x - x.mean(dim=(2, 3), keepdim=True)  # (N, C, S, S)
-    return centred / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return centred / centred.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
 
 
 def augment(x: torch.Tensor, seed: int, step: int, pad: int = 4, global_batch: int | None = None) -> torch.Tensor:
