@@ -34,7 +34,7 @@ data = rd.Dataset("toy", torch.randn(64, 3, 8, 8), torch.arange(64) % 10, torch.
                   torch.arange(16) % 10, 10)
 config = ex.model_config(RandWireConfig(nodes=6, channels=4, head_channels=8, stem_strides=(1, 1)),
                          "WS", (2, 0.5), 0, data)
-row = ex.train_one(config, data, ex.RecipeConfig(steps=2, batch_size=16, augment=True), progress=False)
+row = ex.train_one(config, data, ex.RandWireRecipe(steps=2, batch_size=16, augment=True), progress=False)
 params = {k: v for k, v in row["model"].state_dict().items() if "running" not in k and "num_batches" not in k}
 torch.save({"batches": batches, "params": params}, os.path.join(os.environ["OUT"], f"rank{os.environ['RANK']}.pt"))
 '''

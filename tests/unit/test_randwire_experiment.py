@@ -167,7 +167,7 @@ def test_noise_bounds_against_scipy():
 
 def test_cosine_schedule_is_half_period():
     model = torch.nn.Linear(2, 2)
-    cfg = ex.RecipeConfig(steps=10)
+    cfg = ex.RandWireRecipe(steps=10)
     opt, sched = ex.make_optimizer(model, cfg)
     assert opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 5e-5
     lrs = []
@@ -182,7 +182,7 @@ def test_cosine_schedule_is_half_period():
 @pytest.mark.slow
 def test_train_one_learns_and_is_reproducible():
     data = rd.load_dataset("", 8, train_size=1000, test_size=300)
-    cfg = ex.RecipeConfig(steps=60, batch_size=64, log_every=10)
+    cfg = ex.RandWireRecipe(steps=60, batch_size=64, log_every=10)
     config = ex.model_config(TINY, "WS", (2, 0.5), 1, data)
     a = ex.train_one(config, data, cfg, progress=False)
     b = ex.train_one(config, data, cfg, progress=False)
@@ -215,7 +215,7 @@ def test_full_profile_switches_train_on_cpu():
     """channels_last + augmentation + a bf16 request (CPU runs it in fp32) go through the same path."""
     x = torch.randn(64, 3, 8, 8)
     data = rd.Dataset("fake", x, torch.arange(64) % 10, x[:16], torch.arange(16) % 10, 10)
-    cfg = ex.RecipeConfig(steps=3, batch_size=16, augment=True, channels_last=True, mixed_precision="bf16")
+    cfg = ex.RandWireRecipe(steps=3, batch_size=16, augment=True, channels_last=True, mixed_precision="bf16")
     out = ex.train_one(ex.model_config(TINY, "BA", (2,), 0, data), data, cfg, progress=False)
     assert 0.0 <= out["accuracy"] <= 1.0 and len(out["history"]) == 3
     assert out["input_nodes"] == [2, 2, 2]  # BA(2): two input nodes per stage

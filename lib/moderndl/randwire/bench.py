@@ -47,7 +47,7 @@ def benchmark(config: RandWireConfig | None = None, *, batch_size: int = 128, im
     out: dict[str, Any] = {"device": device_name(device), "batch_size": batch_size, "image_size": image_size}
     for name in variants:
         opts = VARIANTS[name]
-        recipe = experiment.RecipeConfig(steps=1, batch_size=batch_size, **opts)
+        recipe = experiment.RandWireRecipe(steps=1, batch_size=batch_size, **opts)
         set_seed(config.seed)  # the same weights for every variant
         model = RandWire(config)
         if recipe.channels_last:
@@ -98,7 +98,7 @@ def gpu_check(device: torch.device, toy: bool) -> dict[str, Any]:
                               stem_strides=tuple(full["stem_strides"]))
         variants = ("eager_fp32", "bf16_channels_last_compile")
     data = rdata.load_dataset("", size, train_size=n_train, test_size=n_test)
-    recipe = experiment.RecipeConfig(steps=steps, batch_size=batch, augment=full["augment"],
+    recipe = experiment.RandWireRecipe(steps=steps, batch_size=batch, augment=full["augment"],
                                      mixed_precision=full["mixed_precision"], channels_last=full["channels_last"],
                                      compile=full["compile"] and not toy)
     row = experiment.train_one(experiment.model_config(base, "WS", (4, 0.75), 0, data), data, recipe,

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RecipeConfig:
+class RandWireRecipe:
     """Sec. 4's recipe for the small regime; ``steps`` and ``batch_size`` are the budget."""
 
     steps: int
@@ -55,9 +55,9 @@ class RecipeConfig:
 
     def __post_init__(self):
         if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"RecipeConfig.steps must be a positive int, got {self.steps!r}")
+            raise ValueError(f"RandWireRecipe.steps must be a positive int, got {self.steps!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"RecipeConfig.batch_size must be a positive int, got {self.batch_size!r}")
+            raise ValueError(f"RandWireRecipe.batch_size must be a positive int, got {self.batch_size!r}")
 
 
 def model_config(base: RandWireConfig, name: str, params: Sequence[float], seed: int, data: Dataset,
@@ -93,7 +93,7 @@ def matched_channels(base: RandWireConfig, settings: Iterable[tuple[str, Sequenc
     return out
 
 
-def make_optimizer(model: torch.nn.Module, config: RecipeConfig):
+def make_optimizer(model: torch.nn.Module, config: RandWireRecipe):
     """SGD with momentum and weight decay, half-period cosine over ``config.steps`` (Sec. 4)."""
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
@@ -101,7 +101,7 @@ def make_optimizer(model: torch.nn.Module, config: RecipeConfig):
     return opt, sched
 
 
-def train_one(config: RandWireConfig, data: Dataset, recipe: RecipeConfig, *, device: torch.device | str = "cpu",
+def train_one(config: RandWireConfig, data: Dataset, recipe: RandWireRecipe, *, device: torch.device | str = "cpu",
               desc: str = "randwire", progress: bool = True) -> dict[str, Any]:
     """Train g(θ, s) from scratch with :func:`moderndl.train.fit`; returns accuracy, history,
     the graphs' statistics and the trained model (unwrapped, in eval mode).
@@ -169,7 +169,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, loop: 
 
 # -- the Fig. 3 study -------------------------------------------------------------------------
 def run_grid(settings: Iterable[tuple[str, Sequence[float]]], seeds: Sequence[int], base: RandWireConfig,
-             data: Dataset, recipe: RecipeConfig, *, device: torch.device | str = "cpu",
+             data: Dataset, recipe: RandWireRecipe, *, device: torch.device | str = "cpu",
              channels: dict[str, int] | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Fig. 3: train every generator setting with every seed; one result row per model.
 

@@ -38,8 +38,8 @@ def base_config(s: Mapping[str, Any]) -> RandWireConfig:
                           stem_strides=tuple(s["stem_strides"]))
 
 
-def recipe(s: Mapping[str, Any]) -> ex.RecipeConfig:
-    return ex.RecipeConfig(steps=s["steps"], batch_size=s["batch_size"], augment=s["augment"],
+def recipe(s: Mapping[str, Any]) -> ex.RandWireRecipe:
+    return ex.RandWireRecipe(steps=s["steps"], batch_size=s["batch_size"], augment=s["augment"],
                            mixed_precision=s["mixed_precision"], channels_last=s["channels_last"],
                            compile=s["compile"])
 
