@@ -125,7 +125,9 @@ def claims(led: Any, s: Mapping[str, Any], res: Mapping[str, Any], paper: Mappin
     s21 = report.stage2_below_stage1(peaks)
     worst21 = max(r["ratio"] for r in s21)
     led.claim("stage2_peak", "Stage 2's peak (bucketed reduce-scatter in backward) is at most stage 1's",
-              round(worst21, 4), holds=worst21 <= 1.0, tolerance="peak(stage 2) / peak(stage 1) <= 1")
+              round(worst21, 4), holds=worst21 <= 1.0, tolerance="peak(stage 2) / peak(stage 1) <= 1",
+              note="" if worst21 <= 1.0 else "the peak falls in the optimizer step, where both stages hold the "
+              "same fp32 gradient shards and Adam temporaries, not in backward where stage 2 saves")
     comm = report.comm_rows(res["runs"])
     comm_worst = max(abs(r["ratio"] - 1) for r in comm)
     led.claim("comm_measured", "Measured communication per step is 2Psi (DP, stages 1-2) and 3Psi (stage 3)",

@@ -269,23 +269,26 @@ class ZeroDataParallel:
         """Working memory beyond the model states, by name, in bytes, at its largest during a step.
 
         - ``bucket`` (stages 2-3): the reduce bucket, the largest flat group;
-        - ``reduced_shard``: the reduce-scatter output of the largest group, (padded // N_d,);
+        - ``reduced_shard`` (stage 1): the reduce-scatter outputs, (padded // N_d,) per group;
         - ``fresh_grad`` (stages 2-3): one parameter's gradient between autograd and the bucket;
         - ``gathered`` (stage 3): two layers gathered at once (the one in backward, the next);
-        - ``fp32_grad``: the fp32 copy of the gradient shard the optimizer reads (2-byte dtypes);
+        - ``fp32_grad``: the fp32 copies of the gradient shards the optimizer reads (2-byte dtypes);
         - ``adam_update``: ``torch.optim.Adam``'s two temporaries of the largest master shard
           (``sqrt(v)`` and the denominator).
         """
         b = self.flats[0].full.element_size()
         largest = max(g.padded for g in self.flats)
-        shard = max(g.shard_numel for g in self.flats) if self.stage >= 1 else 0
+        # Every group's reduced shard and fp32 gradient stay alive (as master.grad) until the
+        # optimizer has stepped every group: they add up over the groups.
+        shard = sum(g.shard_numel for g in self.flats) if self.stage == 1 else 0
+        masters = sum(m.numel() for m in self.masters)
         master = max(m.numel() for m in self.masters)
         largest_param = largest_param or max(p.numel() for g in self.flats for p in g.params)
         out = {"bucket": b * largest if self.stage >= 2 else 0,
                "reduced_shard": b * shard,
                "fresh_grad": b * largest_param if self.stage >= 2 else 0,
                "gathered": 2 * b * largest if self.stage == 3 else 0,
-               "fp32_grad": 4 * master if b != 4 else 0,
+               "fp32_grad": 4 * masters if b != 4 else 0,
                "adam_update": 2 * 4 * master}
         return out
 
