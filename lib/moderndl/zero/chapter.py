@@ -126,6 +126,9 @@ def claims(led: Any, s: Mapping[str, Any], res: Mapping[str, Any], paper: Mappin
     worst21 = max(r["ratio"] for r in s21)
     led.claim("stage2_peak", "Stage 2's peak (bucketed reduce-scatter in backward) is at most stage 1's",
               round(worst21, 4), holds=worst21 <= 1.0, tolerance="peak(stage 2) / peak(stage 1) <= 1",
+              # asserted where backward's gradients dominate the peak: the laptop transformer (10.9M
+              # parameters); smoke's 42k-parameter model peaks in the optimizer step
+              scope="laptop",
               note="" if worst21 <= 1.0 else "the peak falls in the optimizer step, where both stages hold the "
               "same fp32 gradient shards and Adam temporaries, not in backward where stage 2 saves")
     comm = report.comm_rows(res["runs"])
