@@ -79,6 +79,9 @@ class Settings(Mapping):
         body = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
         return f"Settings({body})"
 
+    def __reduce__(self):  # picklable, so that worker processes (moderndl.parallel) get a copy
+        return Settings, (dict(self._values),)
+
 
 def check_table(table: Mapping[str, Mapping[str, Any]]) -> None:
     """Every scale present, and every scale with the same parameter names."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import torch
+
 from moderndl import profiles
 from moderndl.mac import experiment, scales
 
@@ -26,3 +28,21 @@ def test_monitor_scores_the_users_clevr_not_the_generated_world(tmp_path):
     assert monitor.tokens.tolist() == data.test_tokens[-2:].tolist()
     assert monitor.val.answers.tolist() == data.test.answers[-2:].tolist()
     assert experiment.model_config(s, data).num_words == len(data.train.word_vocab)
+
+
+def test_models_trained_two_at_a_time_equal_those_trained_one_after_another():
+    """``workers=2`` (two CPU processes) gives the baselines and the ablation of ``workers=1``."""
+    small = {"n_train": 200, "n_test": 50, "steps": 4, "baseline_steps": 3, "ablation_p": [1, 2],
+             "ablation_steps": 3, "batch_size": 16}
+    one = profiles.settings("smoke", scales.TABLE, {**small, "workers": 1})
+    two = profiles.settings("smoke", scales.TABLE, {**small, "workers": 2})
+    data = experiment.load_data(one, seed=0)
+    serial = experiment.train_models(one, data, 0)
+    pooled = experiment.train_models(two, data, 0)
+    assert list(pooled) == list(serial)
+    for name in serial:
+        assert [h["loss"] for h in pooled[name]["history"]] == [h["loss"] for h in serial[name]["history"]]
+        for a, b in zip(pooled[name]["model"].state_dict().values(), serial[name]["model"].state_dict().values(),
+                        strict=True):
+            assert torch.equal(a, b)
+    assert experiment.ablation(two, data, 0) == experiment.ablation(one, data, 0)

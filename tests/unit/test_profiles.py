@@ -78,3 +78,11 @@ def test_settings_are_read_only_and_apply_threads():
     with pytest.raises(AttributeError, match="no setting 'nope'"):
         _ = s.nope
     assert dict(s)["steps"] == 10
+
+
+def test_settings_survive_pickling_for_worker_processes():
+    import pickle
+
+    s = profiles.Settings({"steps": 3, "device": torch.device("cpu")})
+    t = pickle.loads(pickle.dumps(s))
+    assert dict(t) == dict(s) and t.steps == 3

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from moderndl import ledger, profiles
+from moderndl import ledger, parallel, profiles
 from moderndl.mac import chance
 from moderndl.mac.attention import score_attention
 from moderndl.mac.baselines import CNNLSTM, QuestionLSTM
@@ -96,19 +96,59 @@ def _subset(data: VQAData, sel: slice) -> VQAData:
                    chains=None if data.chains is None else data.chains[sel])
 
 
+def _train_task(shared: tuple[profiles.Settings, Data, int], job: tuple[str, int | None, int],
+                progress: bool = True) -> dict[str, Any]:
+    """One model of :func:`train_models` or :func:`ablation`: ``job`` is (name, p, steps)."""
+    s, data, seed = shared
+    name, p, steps = job
+    set_seed(seed)  # the same initialisation stream for every model
+    start = time.perf_counter()
+    history, model = train(MODELS[name](model_config(s, data, p=p)), data.train, data.tokens, data.lengths,
+                           recipe(s, steps), seed=seed, desc=name if p is None else f"{name} p={p}",
+                           cpu=s.device.type == "cpu", progress=progress)
+    return {"model": model, "history": history, "seconds": time.perf_counter() - start, "steps": steps}
+
+
+def _train_jobs(s: profiles.Settings, data: Data, seed: int, jobs: list[tuple[str, int | None, int]],
+                desc: str) -> list[dict[str, Any]]:
+    """Train ``jobs``, ``s.workers`` at a time on CPU (one process each; the same results as
+    one after another, since every job seeds itself), else one after another."""
+    if s.device.type != "cpu" or s.workers <= 1:
+        return [_train_task((s, data, seed), job) for job in jobs]
+    out = parallel.map_processes(_train_pool_task, jobs, shared=(s, data, seed), workers=s.workers, desc=desc)
+    for (name, p, _), result in zip(jobs, out, strict=True):
+        model = MODELS[name](model_config(s, data, p=p))
+        model.load_state_dict(result["model"])
+        result["model"] = model.eval()
+    return out
+
+
+def _train_pool_task(shared: tuple[profiles.Settings, Data, int], job: tuple[str, int | None, int]) -> dict[str, Any]:
+    result = _train_task(shared, job, progress=False)  # the pool's bar reports progress
+    result["model"] = result["model"].state_dict()  # the weights travel back through shared memory
+    return result
+
+
 def train_models(s: profiles.Settings, data: Data, seed: int, monitor: AccuracyMonitor | None = None,
                  names=tuple(MODELS)) -> dict[str, dict[str, Any]]:
-    """MAC and the two baselines, each from the same seed; returns model (EMA), history, seconds."""
+    """MAC and the two baselines, each from the same seed; returns model (EMA), history, seconds.
+
+    With a ``monitor`` (the time-to-98% curve), MAC trains here, alone, so that its seconds
+    are its own; the models without one train ``s.workers`` at a time on CPU.
+    """
+    jobs = [(name, None, s.steps if name == "MAC" else s.baseline_steps) for name in names]
     out = {}
-    for name in names:
-        set_seed(seed)  # the same initialisation stream for every model
-        steps = s.steps if name == "MAC" else s.baseline_steps
+    if monitor is not None and "MAC" in names:
+        set_seed(seed)
         start = time.perf_counter()
-        history, model = train(MODELS[name](model_config(s, data)), data.train, data.tokens, data.lengths,
-                               recipe(s, steps), seed=seed, desc=name,
-                               monitor=monitor if name == "MAC" else None, cpu=s.device.type == "cpu")
-        out[name] = {"model": model, "history": history, "seconds": time.perf_counter() - start, "steps": steps}
-    return out
+        history, model = train(MACNetwork(model_config(s, data)), data.train, data.tokens, data.lengths,
+                               recipe(s, s.steps), seed=seed, desc="MAC", monitor=monitor,
+                               cpu=s.device.type == "cpu")
+        out["MAC"] = {"model": model, "history": history, "seconds": time.perf_counter() - start, "steps": s.steps}
+        jobs = [j for j in jobs if j[0] != "MAC"]
+    results = _train_jobs(s, data, seed, jobs, desc="models")
+    out.update({name: r for (name, _, _), r in zip(jobs, results, strict=True)})
+    return {name: out[name] for name in names}
 
 
 def evaluate(models: dict[str, dict[str, Any]], data: Data, device) -> dict[str, dict[str, float]]:
@@ -120,13 +160,11 @@ def evaluate(models: dict[str, dict[str, Any]], data: Data, device) -> dict[str,
 def ablation(s: profiles.Settings, data: Data, seed: int, main: dict[str, Any] | None = None) -> dict[int, dict]:
     """MAC with each p of ``s.ablation_p`` for ``s.ablation_steps`` steps; ``main`` (the MAC of
     :func:`train_models`, p = ``s.p``) joins the table when its steps match."""
-    out = {}
-    for p in s.ablation_p:
-        set_seed(seed)
-        _, model = train(MACNetwork(model_config(s, data, p=p)), data.train, data.tokens, data.lengths,
-                         recipe(s, s.ablation_steps), seed=seed, desc=f"MAC p={p}", cpu=s.device.type == "cpu")
-        out[p] = accuracy_by_family(predict(model, data.test, data.test_tokens, data.test_lengths,
-                                            device=s.device), data.test)
+    jobs = [("MAC", p, s.ablation_steps) for p in s.ablation_p]
+    results = _train_jobs(s, data, seed, jobs, desc="ablation")
+    out = {p: accuracy_by_family(predict(r["model"], data.test, data.test_tokens, data.test_lengths,
+                                         device=s.device), data.test)
+           for (_, p, _), r in zip(jobs, results, strict=True)}
     if main is not None and s.p not in out:
         out[s.p] = main
     return dict(sorted(out.items()))

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from moderndl import measure, train
+from moderndl import measure, parallel, train
 from moderndl.randwire import graphs, stats
 from moderndl.randwire.data import Dataset, augment
 from moderndl.randwire.model import RandWire, RandWireConfig, multiply_adds
@@ -170,18 +170,44 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, loop: 
 # -- the Fig. 3 study -------------------------------------------------------------------------
 def run_grid(settings: Iterable[tuple[str, Sequence[float]]], seeds: Sequence[int], base: RandWireConfig,
              data: Dataset, recipe: RandWireRecipe, *, device: torch.device | str = "cpu",
-             channels: dict[str, int] | None = None, progress: bool = True) -> list[dict[str, Any]]:
+             channels: dict[str, int] | None = None, progress: bool = True,
+             workers: int = 1) -> list[dict[str, Any]]:
     """Fig. 3: train every generator setting with every seed; one result row per model.
 
     ``channels`` maps a setting's label to its FLOPs-matched width (:func:`matched_channels`).
+    ``workers`` > 1 trains that many networks at once in CPU processes of one thread each
+    (every run seeds itself, so the rows equal those of ``workers=1``, in the same order).
     """
+    configs = [model_config(base, name, params, seed, data, (channels or {}).get(graphs.label(name, params)))
+               for name, params in settings for seed in seeds]
+    if workers > 1 and torch.device(device).type == "cpu" and len(configs) > 1:
+        return _run_pool(configs, data, recipe, workers, progress)
     rows = []
-    for name, params in settings:
-        label = graphs.label(name, params)
-        for seed in seeds:
-            config = model_config(base, name, params, seed, data, (channels or {}).get(label))
-            rows.append(train_one(config, data, recipe, device=device, desc=f"{label} s={seed}", progress=progress))
-            log.info("%s seed %d: test accuracy %.4f", label, seed, rows[-1]["accuracy"])
+    for config in configs:
+        label = graphs.label(config.generator, config.params)
+        rows.append(train_one(config, data, recipe, device=device, desc=f"{label} s={config.seed}",
+                              progress=progress))
+        log.info("%s seed %d: test accuracy %.4f", label, config.seed, rows[-1]["accuracy"])
+    return rows
+
+
+def _train_task(shared: tuple[Dataset, RandWireRecipe], config: RandWireConfig) -> dict[str, Any]:
+    data, recipe = shared
+    row = train_one(config, data, recipe, device="cpu", progress=False)
+    row["model"] = row["model"].state_dict()  # the weights travel back through shared memory
+    return row
+
+
+def _run_pool(configs: list[RandWireConfig], data: Dataset, recipe: RandWireRecipe, workers: int,
+              progress: bool) -> list[dict[str, Any]]:
+    """Train ``configs`` in ``workers`` processes; each row's model is rebuilt here."""
+    rows = parallel.map_processes(_train_task, configs, shared=(data, recipe), workers=workers,
+                                  desc="networks", progress=progress)
+    for config, row in zip(configs, rows, strict=True):
+        model = RandWire(config)
+        model.load_state_dict(row["model"])
+        row["model"] = model.eval()
+        log.info("%s seed %d: test accuracy %.4f", row["generator"], config.seed, row["accuracy"])
     return rows
 
 

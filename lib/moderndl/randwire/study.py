@@ -53,7 +53,8 @@ def run(s: Mapping[str, Any], seed: int, *, progress: bool = True) -> Study:
     base = ex.model_config(base_config(s), "WS", (4, 0.75), seed, data)
     channels = ex.matched_channels(base, settings, data.image_size, seeds) if s["match_flops"] else {}
     rows = ex.run_grid(settings, seeds, base, data, recipe(s), device=s["device"],
-                       channels={k: v["channels"] for k, v in channels.items()}, progress=progress)
+                       channels={k: v["channels"] for k, v in channels.items()}, progress=progress,
+                       workers=s["workers"])
     return Study(data, channels, rows, ex.summarize(rows))
 
 
