@@ -256,3 +256,13 @@ def test_bad_chapter_settings_fail_before_training(override, match):
     with pytest.raises(ValueError, match=match):
         study.check_settings({**scales.TABLE["smoke"], **override})
     study.check_settings(scales.TABLE["smoke"])
+
+
+def test_a_grid_in_two_processes_equals_the_grid_in_one(small_data, one_thread):
+    from dataclasses import replace
+
+    one = E.run_grid(["equal", "uncertainty"], [0, 1], TWO_TASKS, *small_data, SMALL)
+    two = E.run_grid(["equal", "uncertainty"], [0, 1], TWO_TASKS, *small_data, replace(SMALL, workers=2))
+    assert [(r.method, r.seed, r.tasks) for r in two] == [(r.method, r.seed, r.tasks) for r in one]
+    assert [r.metrics for r in two] == [r.metrics for r in one]
+    assert [r.history for r in two] == [r.history for r in one]

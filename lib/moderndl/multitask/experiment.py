@@ -32,13 +32,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from moderndl import measure
+from moderndl import measure, parallel
 from moderndl.multitask.base import flat_grad, mean_over_ranks, pairwise_cosine, task_gradients
 from moderndl.multitask.model import HardSharingConfig, HardSharingNet, evaluate, task_losses
 from moderndl.multitask.multimnist import Task
 from moderndl.multitask.weighting import EXTRA, METHODS, check_losses, make_weighting
 from moderndl.seed import set_seed
-from moderndl.train import Loop, TrainConfig, batches
+from moderndl.train import Loop, TrainConfig, batches, ranks
 
 SINGLE = "single"  # the name of the single-task baselines in result tables
 
@@ -57,6 +57,7 @@ class MultitaskRecipe:
     mixed_precision: str = "no"  # "bf16" on GPU
     cpu: bool = False
     progress: bool = False  # a tqdm bar per run (the grid shows one bar over its runs instead)
+    workers: int = 1  # runs of a grid trained at once on CPU, one process each (moderndl.parallel)
 
     def __post_init__(self):
         if self.probe_every < 0:
@@ -245,15 +246,21 @@ def run_grid(methods: Sequence[str | Spec], seeds: Sequence[int], tasks: Sequenc
     seeds = check_seeds(seeds)
     singles = list(tasks if singles is None else singles)
     jobs = [(SINGLE, [t], s) for s in seeds for t in singles] + [(m, list(tasks), s) for m in specs for s in seeds]
-    results = []
-    for label, on, s in tqdm(jobs, desc=desc, mininterval=5.0):
-        if label == SINGLE:
-            r = train("equal", on, train_data, test_data, recipe, s)
-            r.method = SINGLE
-        else:
-            r = train(label, on, train_data, test_data, recipe, s)
-        results.append(r)
-    return results
+    if recipe.workers > 1 and recipe.cpu and ranks()[1] == 1:
+        return parallel.map_processes(_grid_job, jobs, shared=(train_data, test_data, recipe),
+                                      workers=recipe.workers, desc=desc)
+    return [_grid_job((train_data, test_data, recipe), job) for job in tqdm(jobs, desc=desc, mininterval=5.0)]
+
+
+def _grid_job(shared: tuple[Any, Any, MultitaskRecipe], job: tuple[str | Spec, list[Task], int]) -> RunResult:
+    """One run of :func:`run_grid`: a single-task baseline, or a method on all tasks."""
+    train_data, test_data, recipe = shared
+    label, on, seed = job
+    if label == SINGLE:
+        r = train("equal", on, train_data, test_data, recipe, seed)
+        r.method = SINGLE
+        return r
+    return train(label, on, train_data, test_data, recipe, seed)
 
 
 def baseline(results: Sequence[RunResult], tasks: Sequence[Task]) -> dict[str, float]:

@@ -56,7 +56,8 @@ def data(s: Mapping[str, Any], seed: int):
 def recipe(s: Mapping[str, Any]) -> MultitaskRecipe:
     return MultitaskRecipe(steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], weight_lr=s["weight_lr"],
                            hidden=tuple(s["hidden"]), probe_every=s["probe_every"],
-                           mixed_precision=s["mixed_precision"], cpu=s["device"].type == "cpu")
+                           mixed_precision=s["mixed_precision"], cpu=s["device"].type == "cpu",
+                           workers=s["workers"])
 
 
 def seeds(seed: int, n: int) -> list[int]:
