@@ -60,3 +60,20 @@ def test_over_seeds_is_the_sample_spread():
     assert spread["std"] == pytest.approx(math.sqrt(((90 - 94.6667) ** 2 + (95 - 94.6667) ** 2
                                                      + (99 - 94.6667) ** 2) / 2), rel=1e-4)
     assert E.snapshot_steps(240, 4) == [0, 60, 120, 180, 240] and E.snapshot_steps(2, 4) == [0, 1, 2]
+
+
+def test_cyclegan_seeds_in_two_processes_equal_the_seeds_one_after_another(one_thread):
+    import torch
+
+    small = {"n_images": 16, "swd_images": 8, "swd_patches": 8, "swd_repeats": 1, "cyclegan_steps": 3,
+             "cyclegan_batch_size": 2, "classifier_images": 8}
+    one = profiles.settings("smoke", scales.TABLE, {**small, "workers": 1})
+    two = profiles.settings("smoke", scales.TABLE, {**small, "workers": 2})
+    data = E.load_data(one, 0)
+    serial = E.run_cyclegans(one, data, [0, 1])
+    pooled = E.run_cyclegans(two, data, [0, 1])
+    for a, b in zip(serial, pooled, strict=True):
+        assert a["seed"] == b["seed"] and a["history"] == b["history"]
+        assert a["swd_translated"] == b["swd_translated"] and a["cycle_l1"] == b["cycle_l1"]
+        for x, y in zip(a["gens"].state_dict().values(), b["gens"].state_dict().values(), strict=True):
+            assert torch.equal(x, y)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-from moderndl import measure
+from moderndl import measure, parallel
 from moderndl.gan import art, colour, cyclegan, dcgan, photos, style, swd
 from moderndl.gan.pixels import to_model, to_uint8
 from moderndl.profiles import Settings
+from moderndl.seed import set_seed
 from moderndl.train import TrainConfig
 
 # Targets for the laptop profile, fixed before any run (see the notebook's Claims section)
@@ -157,17 +158,48 @@ def baselines(data: Data, s: Settings, seed: int) -> dict:
             "swd_floor": style_distance(data.art_eval2, data.art_eval, s, seed)}
 
 
-def run_cyclegan(s: Settings, data: Data, seed: int, *, checkpoint_dir: Path | None = None) -> dict:
+def run_cyclegan(s: Settings, data: Data, seed: int, *, checkpoint_dir: Path | None = None,
+                 progress: bool = True) -> dict:
     """Train one CycleGAN (seed ``seed``) and evaluate it on held-out photos."""
     config = cyclegan_config(s)
     started = time.perf_counter()
-    history, loop = cyclegan.train(data.photo_train, data.art_train, config,
-                                   train_config(s, s.cyclegan_steps, f"cyclegan seed {seed}", checkpoint_dir),
+    loop_config = replace(train_config(s, s.cyclegan_steps, f"cyclegan seed {seed}", checkpoint_dir),
+                          progress=progress)
+    history, loop = cyclegan.train(data.photo_train, data.art_train, config, loop_config,
                                    batch_size=s.cyclegan_batch_size, seed=seed, channels_last=s.channels_last)
     train_s = time.perf_counter() - started
     gens = loop.unwrap("generators")
     metrics, out = evaluate_cyclegan(gens, data, s, seed)
     return {"seed": seed, "history": history, "gens": gens, "train_s": train_s, "outputs": out, **metrics}
+
+
+def run_cyclegans(s: Settings, data: Data, seeds: list[int], work: Path | None = None) -> list[dict]:
+    """:func:`run_cyclegan` for every seed (checkpoints under ``work/cyclegan-<seed>``), trained
+    ``s.workers`` at a time on CPU, one process each: every seed seeds itself, so the runs
+    equal those trained one after another."""
+    jobs = [(sd, None if work is None else work / f"cyclegan-{sd}") for sd in seeds]
+    if s.device.type != "cpu" or s.workers <= 1:
+        return [_cyclegan_job((s, data), job) for job in jobs]
+    runs = parallel.map_processes(_cyclegan_pool_job, jobs, shared=(s, data), workers=s.workers,
+                                  desc="CycleGAN seeds")
+    for run in runs:
+        gens, _ = cyclegan.build(cyclegan_config(s), seed=run["seed"])
+        gens.load_state_dict(run["gens"])
+        run["gens"] = gens.eval()
+    return runs
+
+
+def _cyclegan_job(shared: tuple[Settings, Data], job: tuple[int, Path | None], progress: bool = True) -> dict:
+    s, data = shared
+    seed, where = job
+    set_seed(seed)  # before the networks are built
+    return run_cyclegan(s, data, seed, checkpoint_dir=where, progress=progress)
+
+
+def _cyclegan_pool_job(shared: tuple[Settings, Data], job: tuple[int, Path | None]) -> dict:
+    run = _cyclegan_job(shared, job, progress=False)
+    run["gens"] = run["gens"].state_dict()  # the weights travel back through shared memory
+    return run
 
 
 def over_seeds(runs: list[dict]) -> dict:
@@ -272,7 +304,7 @@ def experiment(s: Settings, led, seed: int) -> dict:
     main = make_accelerator(TrainConfig(steps=1, cpu=s.device.type == "cpu")).is_main_process
     data = load_data(s, seed)
     dc = run_dcgan(s, data, seed)
-    runs = [run_cyclegan(s, data, seed + k) for k in range(s.cyclegan_seeds)]
+    runs = run_cyclegans(s, data, [seed + k for k in range(s.cyclegan_seeds)])
     base = baselines(data, s, seed)
     if main:
         record(led, dc, runs, base)

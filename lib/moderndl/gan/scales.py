@@ -11,6 +11,8 @@
   ``channels_last``, ``compile``: the GPU switches (the CPU runs fp32: the loop decides);
   ``benchmark``: the CycleGAN throughput benchmark in the notebook (on a GPU).
 - ``art_folder``, ``photo_folder``: a user's own images instead of the generated ones.
+- ``workers``: CycleGAN seeds trained at once on CPU, one process of one thread each (the
+  runs equal those trained one after another).
 
 The full profile is the paper's networks and optimiser (64 px DCGAN; 256 px CycleGAN with the
 9-block ResNet, batch 1, lr 2e-4 with linear decay over the second half), but not its length:
@@ -24,7 +26,7 @@ _full = dict(dcgan_image_size=64, dcgan_width=64, dcgan_steps=4000, dcgan_batch_
              n_images=2000, swd_images=1000, swd_patches=128, swd_repeats=4,
              classifier_images=2000, classifier_steps=400,
              threads=0, mixed_precision="bf16", channels_last=True, compile=False, benchmark=True,
-             art_folder=None, photo_folder=None)
+             art_folder=None, photo_folder=None, workers=1)
 
 TABLE = {
     "smoke": dict(_full, dcgan_image_size=32, dcgan_width=16, dcgan_steps=240, dcgan_batch_size=32,
@@ -40,7 +42,7 @@ TABLE = {
                    cyclegan_steps=700, cyclegan_batch_size=1, cyclegan_lr=5e-4, cyclegan_seeds=3,
                    n_images=2000, swd_images=500, swd_patches=64, swd_repeats=2,
                    classifier_images=1000, classifier_steps=200,
-                   threads=1, mixed_precision="no", channels_last=False, benchmark=False),
+                   threads=1, mixed_precision="no", channels_last=False, benchmark=False, workers=2),
     "full": _full,
     # the full settings with steps, data and the CycleGAN's image side cut: every code path on a CPU
     # (n_images: one DCGAN batch; one thread: the CPU's small convolutions run best so)
@@ -53,4 +55,4 @@ RANGES = {"dcgan_steps": (1, None), "cyclegan_steps": (1, None), "dcgan_batch_si
           "cyclegan_batch_size": (1, None), "cyclegan_seeds": (1, None), "dcgan_snapshots": (1, None),
           "n_images": (1, None), "swd_images": (2, None), "swd_patches": (1, None), "swd_repeats": (1, None),
           "classifier_images": (4, None), "classifier_steps": (1, None), "threads": (0, None),
-          "dcgan_width": (1, None), "cyclegan_width": (1, None)}
+          "dcgan_width": (1, None), "cyclegan_width": (1, None), "workers": (1, None)}
