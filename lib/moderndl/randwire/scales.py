@@ -22,10 +22,10 @@ TABLE = {
                   match_flops=True, augment=False, mixed_precision="no", channels_last=False, compile=False,
                   stats_nodes=32, stats_samples=20, damage_images=200, benchmark=False, bench_batch_size=4,
                   threads=1, workers=1),
-    # Sized from CPU time measured on a loaded machine (about 0.12 s per step of 64 images for
-    # C = 12, N = 12): an estimate of 10 minutes on two idle cores.
+    # Sized from CPU time on this 2-core machine: about 0.12 s per step of 64 images for C = 12,
+    # N = 12 on one idle core, so 20 networks of 400 steps, two at a time, take about 8 minutes.
     "laptop": dict(data_dir="", image_size=32, train_size=10000, test_size=10000, channels=12, nodes=12,
-                   head_channels=128, stem_strides=[2, 1], generators=STUDY, seeds=5, steps=300, batch_size=64,
+                   head_channels=128, stem_strides=[2, 1], generators=STUDY, seeds=5, steps=400, batch_size=64,
                    match_flops=True, augment=True, mixed_precision="no", channels_last=False, compile=False,
                    stats_nodes=32, stats_samples=100, damage_images=300, benchmark=False, bench_batch_size=4,
                    threads=1, workers=2),

@@ -34,16 +34,18 @@ SPLITS = {"train": 0, "test": 1}  # each split draws from its own stream of the 
 
 @dataclass(frozen=True)
 class ShapesConfig:
-    """Difficulty knobs of the task. The defaults were eased until a small RandWire network
-    (C = 12, N = 12) learned visibly within a few hundred SGD steps on this book's CPU."""
+    """Difficulty knobs of the task. The defaults were eased until the laptop profile's networks
+    (C = 12, N = 12, 400 SGD steps of 64 images) land between 70% and 95%: one WS(4, 0.75)
+    network reached 56% with two distractors, noise 0.04 and background contrast 0.3, and 74%
+    with the values below (78% after 500 steps)."""
 
     image_size: int = 32
     radius: tuple[float, float] = (0.25, 0.4)  # shape radius as a fraction of the image side
     contrast: tuple[float, float] = (0.5, 1.0)  # colour distance between shape and background
-    background: float = 0.3  # contrast of the background grating (0: flat, 1: any two colours)
-    clutter: int = 2  # distractor blobs and bars per image (half behind the shape, half over it)
+    background: float = 0.2  # contrast of the background grating (0: flat, 1: any two colours)
+    clutter: int = 1  # distractor blobs and bars per image (half behind the shape, the rest over it)
     clutter_size: tuple[float, float] = (0.04, 0.1)  # distractor radius, fraction of the side
-    noise: float = 0.04  # std of the Gaussian pixel noise, in [0, 1] intensity units
+    noise: float = 0.02  # std of the Gaussian pixel noise, in [0, 1] intensity units
     hue: float = 0.2  # hue part of the shape's colour step (0: a pure luminance step)
     stripes: tuple[float, float] = (0.0, 0.3)  # depth of the stripe texture on the shape
     max_rotation: float = 20.0  # degrees
