@@ -143,8 +143,6 @@ def test_chapter_page_shows_provenance(browser, server, name):
     assert "Provenance of this page" in text and any(p in text for p in ("smoke", "laptop", "full"))
 
 
-@pytest.mark.xfail(reason="five chapters still have code lines of 89-92 columns that overflow the 654-672 px "
-                          "code box by up to 22 px; the notebooks need shorter lines than ruff's 88", strict=False)
 @pytest.mark.parametrize("name", stage.chapters())
 def test_no_code_cell_scrolls_sideways_at_1280_px(browser, server, name):
     """Code cells fit the page: none of a chapter's code blocks is wider than its box."""
