@@ -250,3 +250,37 @@ def test_two_and_three_ranks_match_adam_bytes_and_traffic():
               for n in (2, 3)}
     assert moments[(3, 3)] == 2 * padded[3] // 3  # stage 3: per-layer padding, 2 moments per owned element
     assert moments[(2, 1)] == 2 * (-(-psi // 2))  # stages 1-2: one padded bucket
+
+
+@pytest.mark.parametrize("stage", memory.STAGES)
+def test_float64_every_stage_equals_float64_adam(one_rank, stage):
+    """float64 parameters keep float64 masters and moments: the chapter's exact trajectory check."""
+    from moderndl.zero.chapter import TRAJ_EXACT_ATOL
+    from moderndl.zero.libraries import build
+
+    reference, _ = ex.reference_adam(TRANSFORMER, dtype=torch.float64)
+    runner = build(f"ours{stage}", TRANSFORMER, 1, 20_000, dtype=torch.float64)
+    data = TRANSFORMER.data()
+    for t in range(TRANSFORMER.steps):
+        runner.step(data(t))
+    params = runner.parameters()
+    for name, ref in reference.items():
+        assert params[name].dtype == ref.dtype == torch.float64
+        torch.testing.assert_close(params[name], ref, rtol=0, atol=TRAJ_EXACT_ATOL)
+
+
+@pytest.mark.slow
+def test_two_ranks_every_method_in_float64_equals_float64_adam():
+    """The side-by-side run on two gloo ranks: ours 0-3, DDP, ZeroRedundancyOptimizer and FSDP2
+    in float64 against one-process float64 Adam, to the chapter's float64 tolerance."""
+    from moderndl.zero.chapter import TRAJ_EXACT_ATOL
+
+    plan = ex.Plan(workload=TRANSFORMER, n_ds=(2,), stages=(0,), dtypes=("float32",), bucket_numel=20_000,
+                   rounds=1, repeats=1)
+    result = ex.run(plan)
+    reference, _ = ex.reference_adam(TRANSFORMER)
+    exact, _ = ex.reference_adam(TRANSFORMER, dtype=torch.float64)
+    rows = report.side_rows(result["side"], reference, exact, exact_atol=TRAJ_EXACT_ATOL)
+    assert {r["method"] for r in rows} == set(plan.methods)
+    for row in rows:
+        assert row["f64_ok"], row

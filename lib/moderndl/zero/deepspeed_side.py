@@ -39,10 +39,14 @@ def ds_config(work: Workload, world_size: int, stage: int, bucket_numel: int = 5
     ``stage3_param_persistence_threshold`` is 0: DeepSpeed's default (1e5 elements) keeps
     every smaller parameter whole on every rank, which at this chapter's sizes would be all
     of them. The reduce and all-gather buckets are ``bucket_numel`` elements, as ours.
+    ``gradient_clipping`` is 0 (off), as in plain Adam: DeepSpeed 0.19's default is 1.0
+    (``GRADIENT_CLIPPING_DEFAULT`` in ``deepspeed/runtime/constants.py``), which rescales every
+    gradient whose global norm exceeds 1 (the laptop transformer's first gradient has norm 2.6).
     """
     return {
         "train_micro_batch_size_per_gpu": work.batch_size // world_size,
         "gradient_accumulation_steps": 1,
+        "gradient_clipping": 0.0,  # off, as plain Adam; DeepSpeed's default clips the global norm to 1.0
         "optimizer": {"type": "Adam", "params": {"lr": work.lr, "torch_adam": True, "adam_w_mode": False}},
         "zero_optimization": {"stage": stage, "stage3_param_persistence_threshold": 0,
                               "reduce_bucket_size": bucket_numel, "allgather_bucket_size": bucket_numel,

@@ -5,8 +5,10 @@ Rajbhandari et al. 2020, arXiv:1910.02054: Section 5 (memory per stage) and Sect
 :func:`run` spawns $\\max N_d$ gloo ranks once; each smaller $N_d$ runs on a sub-group of the
 first $N_d$ ranks, so one process launch serves every measurement. Each run's peak memory is
 measured during its steps (:mod:`moderndl.zero.peak`). The side-by-side part then trains the
-same workload with every method of :mod:`moderndl.zero.libraries` on all ranks, measures each
-one's peak, and times them in interleaved rounds.
+same workload with every method of :mod:`moderndl.zero.libraries` on all ranks: once in
+float64, whose trajectory is compared with float64 Adam (the algorithm, with rounding far
+below any real difference), then in float32, measuring each one's peak and timing them in
+interleaved rounds.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from moderndl.measure import time_it
 from moderndl.train import TrainConfig, fit
 from moderndl.zero import memory, peak
 from moderndl.zero.launch import spawn
-from moderndl.zero.libraries import METHODS, build, check_methods
+from moderndl.zero.libraries import METHODS, build, check_methods, exact
 from moderndl.zero.memory import STAGES
 from moderndl.zero.partition import ZeroConfig, ZeroDataParallel
 from moderndl.zero.workload import Batch, Workload, loss_fn
 
-DTYPES = ("float32", "bfloat16")  # float32: exact Adam reference; bfloat16: 2-byte states like the paper's fp16
+DTYPES = ("float32", "bfloat16")  # float32: Adam up to rounding; bfloat16: 2-byte states like the paper's fp16
+EXACT = torch.float64  # the side-by-side trajectory check: rounding ~1e9 x smaller than float32's
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,19 @@ def train_stage(rank: int, world_size: int, work: Workload, stage: int, dtype: s
 
 
 def side_by_side_rank(rank: int, world_size: int, plan: Plan, tensors: Batch | None) -> dict[str, Any]:
-    """Every method on all ranks: trajectory and peak memory one method at a time, then
-    step times in ``rounds`` interleaved rounds (the collectives keep the ranks in lockstep)."""
+    """Every method on all ranks: its float64 trajectory, then (float32) trajectory and peak
+    memory one method at a time, then step times in ``rounds`` interleaved rounds (the
+    collectives keep the ranks in lockstep)."""
     work = plan.workload
     data = work.data(rank, world_size, tensors)
+    exact_params = {}
+    for method in plan.methods:
+        runner = build(method, work, world_size, plan.bucket_numel, dtype=EXACT)
+        for t in range(work.steps):
+            runner.step(data(t))
+        params = runner.parameters()  # a collective for the sharded methods
+        exact_params[method] = params if rank == 0 else None
+        del runner
     runners, records = {}, {}
     for method in plan.methods:
         with peak.trace() as tr:
@@ -130,7 +142,8 @@ def side_by_side_rank(rank: int, world_size: int, plan: Plan, tensors: Batch | N
                 with tr.step():
                     losses.append(float(runner.step(batch)))
         params = runner.parameters()  # a collective for the sharded methods
-        records[method] = {"peak_bytes": tr.peak(), "loss": losses, "params": params if rank == 0 else None}
+        records[method] = {"peak_bytes": tr.peak(), "loss": losses, "params": params if rank == 0 else None,
+                           "params_exact": exact_params[method]}
         runners[method] = runner
     batch = data(0)
     rounds: dict[str, list[float]] = {m: [] for m in runners}
@@ -178,16 +191,18 @@ def summarize_side(per_rank: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out[method] = {"peak_bytes": max(s["records"][method]["peak_bytes"] for s in sides),
                        "peak_bytes_per_rank": [s["records"][method]["peak_bytes"] for s in sides],
                        "loss": sides[0]["records"][method]["loss"], "params": sides[0]["records"][method]["params"],
+                       "params_exact": sides[0]["records"][method]["params_exact"],
                        "step_s": statistics.median(per_round), "step_s_rounds": per_round,
                        "ratio_to_ddp": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
     return out
 
 
-def reference_adam(work: Workload, tensors: Batch | None = None) -> tuple[dict[str, torch.Tensor], list[float]]:
-    """One process, plain ``torch.optim.Adam`` on the full global batch: the trajectory to match."""
-    model = work.model()
+def reference_adam(work: Workload, tensors: Batch | None = None,
+                   dtype: torch.dtype = torch.float32) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """One process, plain ``torch.optim.Adam`` on the full global batch in ``dtype``: the trajectory to match."""
+    model = work.model().to(dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=work.lr)
     config = TrainConfig(steps=work.steps, log_every=work.steps, cpu=True, desc="reference Adam", progress=False)
     history, loop = fit(model, optimizer, loss_fn, work.data(0, 1, tensors), config)
     trained = loop.unwrap("model")
-    return {n: p.detach().float().clone() for n, p in trained.named_parameters()}, [h["loss"] for h in history]
+    return {n: exact(p) for n, p in trained.named_parameters()}, [h["loss"] for h in history]

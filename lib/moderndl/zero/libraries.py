@@ -12,8 +12,9 @@ another name.
 | ``ours0`` ... ``ours3`` | :class:`moderndl.zero.partition.ZeroDataParallel` | 0-3 |
 
 :func:`build` gives each a ``step(batch) -> loss`` and a ``parameters()`` that gathers the
-full fp32 parameters (a collective: every rank calls it). All run in fp32 with Adam at the
-same learning rate, so each trajectory must equal single-process Adam.
+full parameters (a collective: every rank calls it). All run Adam at the same learning rate
+in one ``dtype`` (float32 for memory and time; float64 for the exact trajectory check), so each
+trajectory must equal single-process Adam in that dtype.
 """
 
 from __future__ import annotations
@@ -51,18 +52,23 @@ def check_methods(methods: tuple[str, ...]) -> None:
         raise ValueError(f"unknown method(s) {bad}; valid: {', '.join(METHODS)}")
 
 
+def exact(t: torch.Tensor) -> torch.Tensor:
+    """A detached copy in at least float32 (float64 stays float64), for comparing trajectories."""
+    return t.detach().to(torch.promote_types(t.dtype, torch.float32)).clone()
+
+
 def _named(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().float().clone() for n, p in model.named_parameters()}
+    return {n: exact(p) for n, p in model.named_parameters()}
 
 
 def build(method: str, work: Workload, world_size: int, bucket_numel: int,
-          group: dist.ProcessGroup | None = None) -> Runner:
-    """Build ``method`` for ``work`` on this rank (all ranks of ``group`` call it together)."""
+          group: dist.ProcessGroup | None = None, dtype: torch.dtype = torch.float32) -> Runner:
+    """Build ``method`` for ``work`` in ``dtype`` on this rank (all ranks of ``group`` call it together)."""
     check_methods((method,))
     if method.startswith("ours"):
         model = work.model()
         engine = ZeroDataParallel(model, ZeroConfig(stage=STAGE_OF[method], world_size=world_size, lr=work.lr,
-                                                    param_dtype=torch.float32, bucket_numel=bucket_numel), group)
+                                                    param_dtype=dtype, bucket_numel=bucket_numel), group)
 
         def ours(batch: Batch) -> torch.Tensor:
             loss = loss_fn(model, batch)
@@ -75,8 +81,8 @@ def build(method: str, work: Workload, world_size: int, bucket_numel: int,
     if method in ("ddp", "zero_redundancy"):
         from torch.distributed.optim import ZeroRedundancyOptimizer
 
-        model = nn.parallel.DistributedDataParallel(work.model(), process_group=group,
-                                                    bucket_cap_mb=bucket_numel * 4 / 2**20)
+        model = nn.parallel.DistributedDataParallel(work.model().to(dtype), process_group=group,
+                                                    bucket_cap_mb=bucket_numel * dtype.itemsize / 2**20)
         optimizer = (torch.optim.Adam(model.parameters(), lr=work.lr) if method == "ddp" else
                      ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.Adam,
                                              process_group=group, lr=work.lr))
@@ -88,7 +94,7 @@ def build(method: str, work: Workload, world_size: int, bucket_numel: int,
     # warning about in-place ops on a returned view does not apply.
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view", category=UserWarning)
     mesh = DeviceMesh.from_group(group or dist.group.WORLD, "cpu")
-    model = work.model()
+    model = work.model().to(dtype)
     reshard = method == "fsdp2_reshard"
     units = (list(model.blocks) if isinstance(model, TinyLM)  # one FSDP unit per block, or per MLP layer
              else [m for m in model.modules() if isinstance(m, nn.Linear)])
@@ -98,7 +104,7 @@ def build(method: str, work: Workload, world_size: int, bucket_numel: int,
     optimizer = torch.optim.Adam(model.parameters(), lr=work.lr)
 
     def gathered() -> dict[str, torch.Tensor]:
-        return {n: p.full_tensor().detach().float().clone() for n, p in model.named_parameters()}
+        return {n: exact(p.full_tensor()) for n, p in model.named_parameters()}
 
     return Runner(method, _plain_step(model, optimizer), gathered, (model, optimizer))
 

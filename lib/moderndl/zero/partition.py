@@ -152,7 +152,9 @@ class ZeroDataParallel:
             self.flats.append(flat)
             self._hook(modules, flat)
         # fp32 master weights of the owned shard: the optimizer never sees anything else.
-        self.masters = [g.own(g.full).float().clone() for g in self.flats]  # [(padded // parts,)]
+        # (float64 parameters keep float64 masters: the exact-arithmetic trajectory check.)
+        self.master_dtype = torch.promote_types(config.param_dtype, torch.float32)
+        self.masters = [g.own(g.full).to(self.master_dtype).clone() for g in self.flats]  # [(padded // parts,)]
         hyper = {"lr": config.lr, "betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay}
         self.optimizer = SUPPORTED_OPTIMIZERS[config.optimizer](self.masters, **hyper)
         # Stages 2-3: one reduce bucket, reused: each gradient is copied into it as backward
@@ -239,7 +241,7 @@ class ZeroDataParallel:
                 self.comm.reduce_scatter(grad, g.grad_full)
             else:
                 grad = g.grad_shard  # (padded // N_d,)
-            master.grad = grad.float().div_(self.world_size)  # mean over ranks
+            master.grad = grad.to(self.master_dtype).div_(self.world_size)  # mean over ranks
         self.optimizer.step()
         for g, master in zip(self.flats, self.masters, strict=True):
             master.grad = None
@@ -274,7 +276,11 @@ class ZeroDataParallel:
         - ``gathered`` (stage 3): two layers gathered at once (the one in backward, the next);
         - ``fp32_grad``: the fp32 copies of the gradient shards the optimizer reads (2-byte dtypes);
         - ``adam_update``: ``torch.optim.Adam``'s two temporaries of the largest master shard
-          (``sqrt(v)`` and the denominator).
+          (``sqrt(v)`` and the denominator);
+        - ``gloo_copies`` (stages 1-3 on gloo): gloo's reduce-scatter and all-gather each copy the
+          whole (padded,) tensor (measured: one full-size allocation per call; NCCL works in
+          place), and gloo's worker thread frees that copy after the caller has resumed, so the
+          next collective's copy may be alive beside it: two copies of the largest flat group.
         """
         b = self.flats[0].full.element_size()
         largest = max(g.padded for g in self.flats)
@@ -288,8 +294,9 @@ class ZeroDataParallel:
                "reduced_shard": b * shard,
                "fresh_grad": b * largest_param if self.stage >= 2 else 0,
                "gathered": 2 * b * largest if self.stage == 3 else 0,
-               "fp32_grad": 4 * masters if b != 4 else 0,
-               "adam_update": 2 * 4 * master}
+               "fp32_grad": 4 * masters if self.masters[0].dtype != self.flats[0].full.dtype else 0,
+               "adam_update": 2 * self.masters[0].element_size() * master,
+               "gloo_copies": 2 * b * largest if self.stage >= 1 and dist.get_backend(self.group) == "gloo" else 0}
         return out
 
     def optimizer_elements(self) -> int:
@@ -300,7 +307,7 @@ class ZeroDataParallel:
         return sum(g.padded for g in self.flats)
 
     def full_parameters(self) -> dict[str, torch.Tensor]:
-        """Every parameter, gathered, in fp32, by name (for comparing with a reference)."""
+        """Every parameter, gathered, in fp32 (float64 stays float64), by name (for comparing with a reference)."""
         names = {id(p): n for n, p in self.model.named_parameters()}
         out = {}
         for g in self.flats:
@@ -310,7 +317,8 @@ class ZeroDataParallel:
                 dist.all_gather_single(flat, g.shard, group=self.group)
             offset = 0
             for p, n in zip(g.params, g.sizes, strict=True):
-                out[names[id(p)]] = flat[offset:offset + n].float().view(p.shape).clone()  # (n,) -> p.shape
+                piece = flat[offset:offset + n].to(self.master_dtype)  # (n,)
+                out[names[id(p)]] = piece.view(p.shape).clone()  # (n,) -> p.shape
                 offset += n
         return out
 

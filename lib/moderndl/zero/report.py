@@ -126,16 +126,23 @@ def param_difference(params: Mapping[str, torch.Tensor], reference: Mapping[str,
 
 
 def side_rows(side: Mapping[str, Mapping[str, Any]], reference: Mapping[str, torch.Tensor],
-              *, rtol: float = 1e-5, atol: float = 1e-6) -> list[dict[str, Any]]:
+              reference_exact: Mapping[str, torch.Tensor] | None = None,
+              *, rtol: float = 1e-5, atol: float = 1e-6, exact_atol: float = 1e-9) -> list[dict[str, Any]]:
     """One row per method of the side-by-side run: ZeRO stage, largest per-rank peak, median step
-    time, its ratio to DDP (median and range over rounds), and the distance to plain Adam."""
+    time, its ratio to DDP (median and range over rounds), the float32 distance to plain Adam
+    (allclose at ``rtol``, ``atol``), and, given ``reference_exact``, the float64 distance to
+    float64 Adam (``exact_ok``: at most ``exact_atol``)."""
     from moderndl.zero.libraries import STAGE_OF
 
     rows = []
     for method, r in side.items():
         diff, same = param_difference(r["params"], reference, rtol=rtol, atol=atol)
-        rows.append({"method": method, "stage": STAGE_OF.get(method, r.get("stage")),
-                     "peak_MB": r["peak_bytes"] / 1e6, "step_ms": 1e3 * r["step_s"],
-                     "ratio_to_ddp": r["ratio_to_ddp"], "ratio_range": f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}",
-                     "max_abs_diff": diff, "allclose": same})
+        row = {"method": method, "stage": STAGE_OF.get(method, r.get("stage")),
+               "peak_MB": r["peak_bytes"] / 1e6, "step_ms": 1e3 * r["step_s"],
+               "ratio_to_ddp": r["ratio_to_ddp"], "ratio_range": f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}",
+               "max_abs_diff": diff, "allclose": same}
+        if reference_exact is not None and r.get("params_exact") is not None:
+            exact_diff, _ = param_difference(r["params_exact"], reference_exact)
+            row.update(f64_max_abs_diff=exact_diff, f64_ok=exact_diff <= exact_atol)
+        rows.append(row)
     return rows

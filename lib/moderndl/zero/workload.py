@@ -177,11 +177,13 @@ def corpus() -> Batch:
 
 
 def loss_fn(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """Mean cross-entropy of ``model`` on ``(x, y)``; float inputs are cast to the model's dtype."""
+    """Mean cross-entropy of ``model`` on ``(x, y)``; float inputs are cast to the model's dtype,
+    and the loss is computed in at least float32 (float64 models keep float64)."""
     x, y = batch
     if x.is_floating_point():
         x = x.to(next(p.dtype for p in model.parameters()))
-    logits = model(x).float()
+    logits = model(x)  # (B, T, vocab) or (B, classes)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32; fp64 stays
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
