@@ -275,8 +275,9 @@ class ZeroDataParallel:
         - ``fresh_grad`` (stages 2-3): one parameter's gradient between autograd and the bucket;
         - ``gathered`` (stage 3): two layers gathered at once (the one in backward, the next);
         - ``fp32_grad``: the fp32 copies of the gradient shards the optimizer reads (2-byte dtypes);
-        - ``adam_update``: ``torch.optim.Adam``'s two temporaries of the largest master shard
-          (``sqrt(v)`` and the denominator);
+        - ``adam_update``: ``torch.optim.Adam``'s temporaries (its single-tensor loop on CPU):
+          ``sqrt(v)`` and the denominator of the shard being updated, while the previous shard's
+          denominator is still held by the loop variable: three of the largest master shard;
         - ``gloo_copies`` (stages 1-3 on gloo): gloo's reduce-scatter and all-gather each copy the
           whole (padded,) tensor (measured: one full-size allocation per call; NCCL works in
           place), and gloo's worker thread frees that copy after the caller has resumed, so the
@@ -295,7 +296,7 @@ class ZeroDataParallel:
                "fresh_grad": b * largest_param if self.stage >= 2 else 0,
                "gathered": 2 * b * largest if self.stage == 3 else 0,
                "fp32_grad": 4 * masters if self.masters[0].dtype != self.flats[0].full.dtype else 0,
-               "adam_update": 2 * self.masters[0].element_size() * master,
+               "adam_update": 3 * self.masters[0].element_size() * master,
                "gloo_copies": 2 * b * largest if self.stage >= 1 and dist.get_backend(self.group) == "gloo" else 0}
         return out
 
