@@ -8,18 +8,15 @@ import torch
 from moderndl import parallel
 
 
-def test_processes_return_what_the_serial_loop_returns_in_order():
-    items = list(range(7))
-    serial = parallel.map_processes(operator.mul, items, shared=3, workers=1)
-    assert serial == [3 * i for i in items]
-    assert parallel.map_processes(operator.mul, items, shared=3, workers=2, progress=False) == serial
-
-
-def test_tensors_travel_both_ways():
+def test_processes_return_what_the_serial_loop_returns_in_order_and_tensors_travel_both_ways():
     shared = torch.arange(6.0).reshape(2, 3)
-    out = parallel.map_processes(operator.add, [torch.ones(3), torch.full((3,), 2.0)], shared=shared,
-                                 workers=2, progress=False)
-    torch.testing.assert_close(out[1], shared + 2.0)
+    items = [torch.full((3,), float(k)) for k in range(7)]
+    serial = parallel.map_processes(operator.add, items, shared=shared, workers=1)
+    pooled = parallel.map_processes(operator.add, items, shared=shared, workers=2, progress=False)
+    assert len(pooled) == len(items)
+    for k, (a, b) in enumerate(zip(serial, pooled, strict=True)):
+        torch.testing.assert_close(b, a)
+        torch.testing.assert_close(b, shared + k)
 
 
 def test_a_task_error_reaches_the_caller():
