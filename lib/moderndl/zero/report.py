@@ -39,6 +39,11 @@ def peak_rows(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (N_d, dtype, stage), the largest rank's peak during a step against the bound
     formula(padded $\\Psi$) + named buffers + activations; ``holds`` when within the tolerance."""
     rows: dict[tuple, dict[str, Any]] = {}
+    runs = list(runs)
+    lowest: dict[tuple, int] = {}  # the smallest rank's peak: ranks do identical work
+    for r in runs:
+        key = (r["n_d"], r["dtype"], r["stage"])
+        lowest[key] = min(lowest.get(key, r["peak_bytes"]), r["peak_bytes"])
     for r in runs:
         key = (r["n_d"], r["dtype"], r["stage"])
         if key in rows and rows[key]["peak_bytes"] >= r["peak_bytes"]:
@@ -52,6 +57,7 @@ def peak_rows(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                      "formula_bytes": formula, "buffers_bytes": buffers, "activations_bytes": r["activations"],
                      "bound_bytes": bound, "peak_over_formula": r["peak_bytes"] / formula,
                      "peak_over_bound": r["peak_bytes"] / bound,
+                     "rank_spread": 1 - lowest[key] / r["peak_bytes"],
                      "holds": formula <= r["peak_bytes"] <= bound * (1 + PEAK_RTOL) + PEAK_ATOL}
     return [rows[k] for k in sorted(rows)]
 
