@@ -48,7 +48,7 @@ html: venv mathjax
 # the two-rank tests, the CPU form of gpu-check, the book at smoke, the browser checks.
 test: venv browser-deps
 	$(VENV)/bin/ruff check lib tests notebooks
-	$(PY) -m pytest -n 2 --dist loadgroup tests/unit tests/notebooks tests/ranks
+	$(PY) -m pytest -n 2 --dist loadgroup --durations 25 tests/unit tests/notebooks tests/ranks
 	$(PY) -m moderndl.gpu_check --cpu
 	$(MAKE) --no-print-directory book PROFILE=smoke
 	$(PY) -m pytest tests/browser
