@@ -39,6 +39,7 @@ from moderndl.zero import memory
 from moderndl.zero.comm import Comm
 
 SUPPORTED_OPTIMIZERS = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
+GLOO_THREADS = 2  # worker threads of a ProcessGroupGloo (torch's default, ProcessGroupGloo._Options()._threads)
 
 
 @dataclass(frozen=True)
@@ -280,8 +281,10 @@ class ZeroDataParallel:
           denominator is still held by the loop variable: three of the largest master shard;
         - ``gloo_copies`` (stages 1-3 on gloo): gloo's reduce-scatter and all-gather each copy the
           whole (padded,) tensor (measured: one full-size allocation per call; NCCL works in
-          place), and gloo's worker thread frees that copy after the caller has resumed, so the
-          next collective's copy may be alive beside it: two copies of the largest flat group.
+          place). The worker thread that ran a collective drops it (and its copy) only after the
+          caller has resumed, so each of gloo's ``GLOO_THREADS`` workers may still hold a finished
+          collective's copy when the next one allocates: ``GLOO_THREADS + 1`` copies of the
+          largest flat group.
         """
         b = self.flats[0].full.element_size()
         largest = max(g.padded for g in self.flats)
@@ -297,7 +300,8 @@ class ZeroDataParallel:
                "gathered": 2 * b * largest if self.stage == 3 else 0,
                "fp32_grad": 4 * masters if self.masters[0].dtype != self.flats[0].full.dtype else 0,
                "adam_update": 3 * self.masters[0].element_size() * master,
-               "gloo_copies": 2 * b * largest if self.stage >= 1 and dist.get_backend(self.group) == "gloo" else 0}
+               "gloo_copies": ((GLOO_THREADS + 1) * b * largest
+                               if self.stage >= 1 and dist.get_backend(self.group) == "gloo" else 0)}
         return out
 
     def optimizer_elements(self) -> int:
