@@ -245,3 +245,33 @@ def test_digits_source_is_the_fixed_split_of_scikit_learn_digits():
     train_idx, test_idx = digits.split(len(x), 0.2, 0)
     assert data.name == "digits" and data.x_train.shape[1:] == (1, 16, 16)
     assert torch.equal(data.y_test, y[test_idx]) and torch.equal(data.y_train, y[train_idx])
+
+
+def _study(accuracies):
+    from moderndl.randwire import study
+
+    rows = [{"generator": g, "seed": k, "accuracy": a, "channels": 12, "multiply_adds": 1, "params": 1,
+             "edges": [], "input_nodes": [], "clustering": 0.0, "path_length": 0.0}
+            for g, accs in accuracies.items() for k, a in enumerate(accs)]
+    y = torch.zeros(10_000, dtype=torch.long)
+    data = rd.Dataset("shapes", torch.zeros(1, 3, 8, 8), y[:1], torch.zeros(1, 3, 8, 8), y, 10)
+    return study.Study(data, {}, rows, ex.summarize(rows))
+
+
+@pytest.mark.parametrize("spread, holds", [(0.001, True), (0.08, False)])
+def test_study_claims_leave_the_control_out_of_the_gap_and_explain_a_miss(tmp_path, spread, holds):
+    """The 3-point and 1-point claims read the three random generators; the lattice control
+    only calibrates the seed std; a miss says which setting and how wide its seeds spread."""
+    from moderndl import ledger, profiles
+    from moderndl.randwire import scales, study
+
+    accs = {"ER(0.2)": [0.80 + spread * k / 4 for k in range(5)], "BA(5)": [0.80] * 5,
+            "WS(4, 0.75)": [0.79] * 4 + [0.79 - spread], "WS(4, 0)": [0.50, 0.51, 0.49, 0.50, 0.50]}
+    led = ledger.open("randwire", profiles.settings("laptop", scales.TABLE), tmp_path / "m.json")
+    study.record(led, _study(accs), profiles.settings("laptop", scales.TABLE))
+    claims = {c["id"]: c for c in led.data["claims"]}
+    assert claims["within_few_points"]["holds"] is holds  # the control's 30-point gap never counts
+    assert claims["seed_std_small"]["holds"] is holds
+    if not holds:
+        assert "widest seed range of one setting is 8.0 points" in claims["within_few_points"]["note"]
+        assert "control" in claims["seed_std_small"]["note"]

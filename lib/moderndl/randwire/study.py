@@ -109,15 +109,28 @@ def record(led, study: Study, s: Mapping[str, Any], removal: Mapping[str, Any] |
               f"standard errors ({threshold:.3f} on {n_test} test images, {data.num_classes} classes)",
               round(worst, 4), holds=worst >= threshold, tolerance=f">= {threshold:.4f}",
               note="guessing passes this bar with probability below 3e-7")
-    best = max(r["mean"] for r in summary)
-    led.claim("within_few_points", "every generator setting's mean accuracy is within 3 points of the best "
-              "(Fig. 3: most generators give similar accuracy)",
-              {"worst": round(worst, 4), "best": round(best, 4), "gap_points": round(100 * (best - worst), 2)},
-              holds=best - worst <= FEW_POINTS, tolerance="gap <= 3 points", scope="laptop",
+    control = graphs.label(*CONTROL)
+    studied = [r for r in summary if r["generator"] != control] or summary
+    best = max(r["mean"] for r in studied)
+    low = min(studied, key=lambda r: r["mean"])
+    spread = {r["generator"]: [round(x["accuracy"], 4) for x in rows if x["generator"] == r["generator"]]
+              for r in studied}
+    widest = max(100 * (max(v) - min(v)) for v in spread.values())
+    ctrl_row = [r for r in summary if r["generator"] == control]
+    led.claim("within_few_points", "every random generator setting's mean accuracy is within 3 points of the "
+              "best (Fig. 3: most generators give similar accuracy)",
+              {"worst": round(low["mean"], 4), "best": round(best, 4),
+               "gap_points": round(100 * (best - low["mean"]), 2)},
+              holds=best - low["mean"] <= FEW_POINTS, tolerance="gap <= 3 points", scope="laptop",
               note=f"{data.name}, {n_test} test images (binomial s.e. of one accuracy about "
                    f"{100 * ex.binomial_se(best, n_test):.2f} points)"
-                   + ("" if best - worst <= FEW_POINTS else "; does not hold at this scale"))
-    control = graphs.label(*CONTROL)
+                   + ("" if best - low["mean"] <= FEW_POINTS else
+                      f"; does not hold at this scale: {low['generator']}'s seeds score {spread[low['generator']]}, "
+                      f"and the widest seed range of one setting is {widest:.1f} points (after {s['steps']} "
+                      "steps the networks are still learning fast: one WS(4, 0.75) network scored 52% after 300 steps "
+                      "and 74% after 400 in the calibration runs)")
+                   + (f"; the control {control}, a lattice, is left out: {100 * ctrl_row[0]['mean']:.1f}%"
+                      if ctrl_row and studied is not summary else ""))
     random_rows = [r for r in summary if r["generator"] != control and r["n"] > 1]
     if random_rows:
         largest = max(random_rows, key=lambda r: r["std"])
@@ -127,7 +140,9 @@ def record(led, study: Study, s: Mapping[str, Any], removal: Mapping[str, Any] |
                   holds=largest["std"] <= STD_MAX, tolerance="<= 1.0 point each", scope="laptop",
                   note=f"in points, over {largest['n']} seeds; the binomial noise of one accuracy on "
                        f"{n_test} images is about {100 * ex.binomial_se(largest['mean'], n_test):.2f} points"
-                       + ("" if largest["std"] <= STD_MAX else f"; {largest['generator']} exceeds it"))
+                       + ("" if largest["std"] <= STD_MAX else
+                          f"; {largest['generator']} exceeds it: at this training length the spread is mostly "
+                          "training noise, which the control's std (same graph for every seed) measures"))
         ctrl = [r for r in summary if r["generator"] == control and r["n"] > 1]
         if ctrl:
             bound = ex.std_ratio_bound(largest["n"], ctrl[0]["n"])
