@@ -63,7 +63,7 @@ def one_process_adam():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", [2, 3])
+@pytest.mark.parametrize("stage", [3])  # stage 2 runs in the ZeRO chapter's dry run (ZeRO-Offload)
 def test_zero_through_the_loop_equals_one_process_adam(stage, tmp_path):
     pytest.importorskip("deepspeed")
     run_ranks(SCRIPT, tmp_path, args=(str(stage),), timeout=400)

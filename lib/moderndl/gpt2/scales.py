@@ -27,9 +27,10 @@ TABLE = {
              "eval_windows": 64, "sample_length": 200, "style_samples": 24, "gen_tokens": 192,
              "benchmark": "124M"},
 }
-# dry: the full profile's code paths on CPU, with only steps and sizes cut
+# dry: the full profile's code paths on CPU, with only steps and sizes cut, on one thread (two
+# threads of small ops on a busy 2-core machine spin-wait: many times the CPU time)
 TABLE["dry"] = dict(TABLE["full"], offline_base="pydoc-tiny", base_steps=150, steps=2, block_size=64, eval_every=1,
-                    eval_windows=4, sample_length=16, style_samples=4, gen_tokens=16, benchmark="tiny")
+                    eval_windows=4, sample_length=16, style_samples=4, gen_tokens=16, benchmark="tiny", threads=1)
 
 RANGES = {
     "base_steps": (1, None), "steps": (1, None), "batch_size": (1, None), "accumulate_gradients": (1, None),

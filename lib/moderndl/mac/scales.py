@@ -41,8 +41,9 @@ TABLE: dict[str, dict] = {
                  model=dict(embed_dim=300, stem="conv", stem_layers=3, stem_channels=128, coords=True,
                             dropout=0.15)),
 }
+# dry: one thread (two threads of small ops on a busy 2-core machine spin-wait)
 TABLE["dry"] = dict(TABLE["full"], n_train=200, n_test=32, n_val=16, batch_size=8, steps=2, baseline_steps=2,
-                    ablation_steps=2, eval_every=2, bench_repeats=1,
+                    ablation_steps=2, eval_every=2, bench_repeats=1, threads=1,
                     world=dict(TABLE["full"]["world"], questions_per_scene=2))
 
 RANGES = {"image_size": (16, None), "n_train": (10, None), "n_test": (10, None), "n_val": (0, None),
