@@ -194,21 +194,21 @@ class Loop:
         ``step_fn`` returns a mapping of scalars (tensors are fine: they are synced every
         ``log_every`` steps). Returns the history, one dict per completed step.
         """
-        cfg = self.config
+        config = self.config
         if resume:
             self.load()
-        if self.step >= cfg.steps:
+        if self.step >= config.steps:
             return self.history
         pending: list[tuple[int, Mapping[str, Any]]] = []
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=cfg.desc, mininterval=2.0, file=sys.stderr,
-                   disable=not (cfg.progress and self.accelerator.is_local_main_process))
-        for t in range(self.step, cfg.steps):
+        bar = tqdm(total=config.steps, initial=self.step, desc=config.desc, mininterval=2.0, file=sys.stderr,
+                   disable=not (config.progress and self.accelerator.is_local_main_process))
+        for t in range(self.step, config.steps):
             logs = step_fn(to_device(data(t), self.device), t)
             pending.append((t + 1, logs))
             self.step = t + 1
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            if self.step % config.log_every == 0 or self.step == config.steps:
                 self._flush(pending, bar)
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+            if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                 self._flush(pending, bar)
                 self.save()
             bar.update(1)

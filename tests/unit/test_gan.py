@@ -22,9 +22,9 @@ def test_dcgan_parameter_counts_match_pytorch_examples():
 
 @pytest.mark.parametrize("size", [16, 32, 64])
 def test_dcgan_shapes_and_guidelines(size):
-    cfg = dcgan.DCGANConfig(image_size=size, ngf=8, ndf=8)
-    G, D = dcgan.build(cfg)
-    x = G(torch.randn(3, cfg.nz))
+    config = dcgan.DCGANConfig(image_size=size, ngf=8, ndf=8)
+    G, D = dcgan.build(config)
+    x = G(torch.randn(3, config.nz))
     assert x.shape == (3, 3, size, size) and x.abs().max() <= 1  # Tanh output
     assert D(x).shape == (3,)
     g_layers, d_layers = list(G.net), list(D.net)
@@ -37,16 +37,16 @@ def test_dcgan_shapes_and_guidelines(size):
 
 
 def test_dcgan_init_and_optimizer():
-    cfg = dcgan.DCGANConfig()
-    G, D = dcgan.build(cfg, seed=0)
+    config = dcgan.DCGANConfig()
+    G, D = dcgan.build(config, seed=0)
     w = torch.cat([m.weight.flatten() for m in G.modules() if isinstance(m, nn.ConvTranspose2d)])
     assert abs(w.mean()) < 1e-3 and abs(w.std() - 0.02) < 5e-4  # N(0, 0.02), Section 4
     bn = torch.cat([m.weight for m in D.modules() if isinstance(m, nn.BatchNorm2d)])
     assert abs(bn.mean() - 1) < 5e-3
-    opt_g, opt_d = dcgan.optimizers(G, D, cfg)
+    opt_g, opt_d = dcgan.optimizers(G, D, config)
     for opt in (opt_g, opt_d):
         assert opt.defaults["lr"] == 2e-4 and opt.defaults["betas"] == (0.5, 0.999)
-    G2, _ = dcgan.build(cfg, seed=0)
+    G2, _ = dcgan.build(config, seed=0)
     assert all(torch.equal(a, b) for a, b in zip(G.parameters(), G2.parameters(), strict=True))  # seeded
 
 
@@ -61,10 +61,10 @@ def test_dcgan_bad_inputs():
 
 
 def _dcgan_run(tmp_path, steps, resume):
-    cfg = dcgan.DCGANConfig(image_size=16, ngf=4, ndf=4)
+    config = dcgan.DCGANConfig(image_size=16, ngf=4, ndf=4)
     images = art.generate(16, 16, seed=0)
     tc = TrainConfig(steps=steps, log_every=1, checkpoint_dir=tmp_path, cpu=True)
-    history, loop, _ = dcgan.train(images, cfg, tc, batch_size=4, seed=0, resume=resume)
+    history, loop, _ = dcgan.train(images, config, tc, batch_size=4, seed=0, resume=resume)
     return history, loop
 
 
@@ -108,8 +108,8 @@ def test_cyclegan_parameter_counts_match_reference():
 @pytest.mark.parametrize("name,field", [("patch16", 16), ("patch34", 34), ("patch70", 70)])
 def test_patchgan_receptive_field(name, field):
     """One output score depends on exactly a field x field window of the input (70x70 for the paper's D)."""
-    cfg = cyclegan.CycleGANConfig(image_size=96, discriminator=name, ndf=4)
-    _, discs = cyclegan.build(cfg)
+    config = cyclegan.CycleGANConfig(image_size=96, discriminator=name, ndf=4)
+    _, discs = cyclegan.build(config)
     d = discs.d_a.eval()
     for m in d.modules():  # instance norm mixes every pixel; replace it to see the convolutions' field alone
         if isinstance(m, nn.Conv2d):
@@ -124,8 +124,8 @@ def test_patchgan_receptive_field(name, field):
 
 
 def test_resnet_generator_shapes():
-    cfg = cyclegan.CycleGANConfig(image_size=32, generator="resnet_6blocks", ngf=4)
-    gens, _ = cyclegan.build(cfg)
+    config = cyclegan.CycleGANConfig(image_size=32, generator="resnet_6blocks", ngf=4)
+    gens, _ = cyclegan.build(config)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     out = gens(x, x)
     assert set(out) == {"fake_a", "fake_b", "rec_a", "rec_b", "idt_a", "idt_b"}
@@ -137,9 +137,9 @@ def test_resnet_generator_shapes():
 def test_linear_decay_schedule():
     f = cyclegan.linear_decay(200, 0.5)  # 100 constant, then linear to 0 at step 200
     assert [f(0), f(99), f(100), f(150), f(200)] == [1.0, 1.0, 1.0, 0.5, 0.0]
-    cfg = cyclegan.CycleGANConfig(image_size=32, ngf=4, ndf=4, generator="resnet_6blocks")
-    gens, discs = cyclegan.build(cfg)
-    opt_g, _, sched_g, _ = cyclegan.optimizers(gens, discs, cfg, steps=10)
+    config = cyclegan.CycleGANConfig(image_size=32, ngf=4, ndf=4, generator="resnet_6blocks")
+    gens, discs = cyclegan.build(config)
+    opt_g, _, sched_g, _ = cyclegan.optimizers(gens, discs, config, steps=10)
     lrs = []
     for _ in range(10):
         lrs.append(opt_g.param_groups[0]["lr"])
@@ -178,10 +178,10 @@ def test_cyclegan_bad_inputs():
 
 
 def _cyclegan_run(tmp_path, steps, resume):
-    cfg = cyclegan.CycleGANConfig(image_size=24, generator="resnet_6blocks", ngf=4, ndf=4, pool_size=2)
+    config = cyclegan.CycleGANConfig(image_size=24, generator="resnet_6blocks", ngf=4, ndf=4, pool_size=2)
     photos, paintings = art.generate(6, 24, style="grid", seed=1), art.generate(6, 24, style="dream", seed=2)
     tc = TrainConfig(steps=steps, log_every=1, checkpoint_dir=tmp_path, cpu=True)
-    return cyclegan.train(photos, paintings, cfg, tc, batch_size=2, seed=0, resume=resume)
+    return cyclegan.train(photos, paintings, config, tc, batch_size=2, seed=0, resume=resume)
 
 
 def test_cyclegan_resume_matches_uninterrupted(tmp_path):
@@ -189,9 +189,9 @@ def test_cyclegan_resume_matches_uninterrupted(tmp_path):
     full_history, full = _cyclegan_run(tmp_path / "straight", 4, False)
     # the split run has its own 4-step schedule; it stops after 2 steps by checkpointing, as if killed
     first = TrainConfig(steps=4, log_every=1, checkpoint_dir=tmp_path / "split", checkpoint_every=2, cpu=True)
-    cfg = cyclegan.CycleGANConfig(image_size=24, generator="resnet_6blocks", ngf=4, ndf=4, pool_size=2)
-    loop = cyclegan.setup(cfg, first, seed=0)
-    step = cyclegan.make_step(loop, cfg)
+    config = cyclegan.CycleGANConfig(image_size=24, generator="resnet_6blocks", ngf=4, ndf=4, pool_size=2)
+    loop = cyclegan.setup(config, first, seed=0)
+    step = cyclegan.make_step(loop, config)
     photos, paintings = art.generate(6, 24, style="grid", seed=1), art.generate(6, 24, style="dream", seed=2)
     data = cyclegan.unpaired(photos, paintings, batch_size=2, seed=0)
 
@@ -215,9 +215,9 @@ def test_cyclegan_resume_matches_uninterrupted(tmp_path):
 
 def test_cyclegan_learns_identity_direction():
     """A few steps reduce the cycle + identity terms from their value at initialisation."""
-    cfg = cyclegan.CycleGANConfig(image_size=24, generator="resnet_6blocks", ngf=4, ndf=4, lr=2e-3)
+    config = cyclegan.CycleGANConfig(image_size=24, generator="resnet_6blocks", ngf=4, ndf=4, lr=2e-3)
     photos, paintings = art.generate(4, 24, style="grid", seed=1), art.generate(4, 24, style="dream", seed=2)
-    history, _ = cyclegan.train(photos, paintings, cfg, TrainConfig(steps=12, log_every=1, cpu=True), batch_size=4)
+    history, _ = cyclegan.train(photos, paintings, config, TrainConfig(steps=12, log_every=1, cpu=True), batch_size=4)
     assert history[-1]["cycle"] < history[0]["cycle"]
 
 
@@ -225,9 +225,9 @@ def test_benchmark_runs_on_cpu():
     """The GPU benchmark's code path at toy scale: every non-compiled variant runs and reports it/s."""
     from moderndl.gan import bench
 
-    cfg = cyclegan.CycleGANConfig(generator="resnet_6blocks", ngf=4, ndf=4)
+    config = cyclegan.CycleGANConfig(generator="resnet_6blocks", ngf=4, ndf=4)
     rows = bench.benchmark(image_size=24, batch_sizes=(1, 2), variants=("eager_fp32", "bf16_channels_last"),
-                           config=cfg, warmup=1, repeats=1, cpu=True)
+                           config=config, warmup=1, repeats=1, cpu=True)
     assert [(r["variant"], r["batch_size"]) for r in rows] == [
         ("eager_fp32", 1), ("bf16_channels_last", 1), ("eager_fp32", 2), ("bf16_channels_last", 2)]
     for r in rows:  # the one benchmark shape: images per second at the median step time
@@ -238,9 +238,9 @@ def test_benchmark_runs_on_cpu():
 
 
 def test_dcgan_snapshots_and_sampling_leave_g_untouched(tmp_path):
-    cfg = dcgan.DCGANConfig(image_size=16, ngf=4, ndf=4)
-    z = dcgan.noise(8, cfg.nz, seed=1)
-    _, loop, snaps = dcgan.train(art.generate(16, 16, seed=0), cfg, TrainConfig(steps=3, log_every=1, cpu=True),
+    config = dcgan.DCGANConfig(image_size=16, ngf=4, ndf=4)
+    z = dcgan.noise(8, config.nz, seed=1)
+    _, loop, snaps = dcgan.train(art.generate(16, 16, seed=0), config, TrainConfig(steps=3, log_every=1, cpu=True),
                                  batch_size=4, snapshot_steps=(0, 3), snapshot_z=z)
     assert sorted(snaps) == [0, 3] and snaps[3].shape == (8, 3, 16, 16)
     G = loop["generator"]

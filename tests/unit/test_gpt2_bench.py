@@ -20,15 +20,15 @@ def _attention_flops(B, H, T, Q):
 
 
 def test_flops_per_token_matches_the_flop_counter():
-    cfg = GPTConfig(vocab_size=512, n_positions=128, n_embd=128, n_layer=2, n_head=4)
-    model = GPT(cfg)
-    B, T, Q = 2, 128, cfg.n_embd // cfg.n_head
+    config = GPTConfig(vocab_size=512, n_positions=128, n_embd=128, n_layer=2, n_head=4)
+    model = GPT(config)
+    B, T, Q = 2, 128, config.n_embd // config.n_head
     matmuls = count_flops(model, torch.zeros(B, T, dtype=torch.long))  # linear layers, 2 FLOPs per MAC
-    attention = cfg.n_layer * _attention_flops(B, cfg.n_head, T, Q)
+    attention = config.n_layer * _attention_flops(B, config.n_head, T, Q)
     measured = 3 * (matmuls + attention) / (B * T)  # backward = 2x forward
     # biases and LayerNorm parameters are in N but do no matmul work: take them out of 6N
     no_matmul = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 1)
-    formula = bench.flops_per_token(model.num_params(), cfg.n_layer, cfg.n_head, Q, T) - 6 * no_matmul
+    formula = bench.flops_per_token(model.num_params(), config.n_layer, config.n_head, Q, T) - 6 * no_matmul
     assert measured == formula
 
 

@@ -12,7 +12,7 @@ from moderndl.mac.network import cross_entropy
 from moderndl.mac.training import make_ema, throughput
 
 
-def cfg(**kw) -> MACConfig:
+def config(**kw) -> MACConfig:
     base = dict(num_words=20, num_classes=7, image_size=16, d=8, p=3, embed_dim=6, stem_channels=4, stem_layers=2,
                 dropout=0.0)
     return MACConfig(**{**base, **kw})
@@ -35,7 +35,7 @@ def test_paper_defaults():
 
 def test_control_unit_matches_equations_c1_to_c2():
     torch.manual_seed(0)
-    c = cfg()
+    c = config()
     unit = ControlUnit(c)
     B, S, d = 2, 5, c.d
     c_prev, q, words = torch.randn(B, d), torch.randn(B, d), torch.randn(B, S, d)
@@ -54,7 +54,7 @@ def test_control_unit_matches_equations_c1_to_c2():
 
 def test_read_unit_matches_equations_r1_to_r3():
     torch.manual_seed(1)
-    c = cfg()
+    c = config()
     unit = ReadUnit(c).eval()
     B, N, d = 2, 4, c.d
     ctrl, mem, kb = torch.randn(B, d), torch.randn(B, d), torch.randn(B, N, d)
@@ -75,10 +75,10 @@ def test_write_unit_w1_and_the_memory_gate_w3():
     torch.manual_seed(2)
     d = 8
     ctrl, r, m = torch.randn(2, d), torch.randn(2, d), torch.randn(2, d)
-    plain = WriteUnit(cfg())
+    plain = WriteUnit(config())
     expected = torch.cat([r, m], -1) @ plain.combine.weight.T + plain.combine.bias  # w1
     torch.testing.assert_close(plain(ctrl, r, m, [], []), expected)
-    gated = WriteUnit(cfg(memory_gate=True))
+    gated = WriteUnit(config(memory_gate=True))
     gated.combine.load_state_dict(plain.combine.state_dict())
     gate = torch.sigmoid(ctrl @ gated.gate.weight.T + gated.gate.bias)  # w3.1
     torch.testing.assert_close(gated(ctrl, r, m, [], []), gate * m + (1 - gate) * expected)  # w3.2
@@ -90,7 +90,7 @@ def test_write_unit_w1_and_the_memory_gate_w3():
 def test_write_unit_self_attention_w2():
     torch.manual_seed(3)
     d = 8
-    unit = WriteUnit(cfg(self_attention=True))
+    unit = WriteUnit(config(self_attention=True))
     ctrl, r, m = torch.randn(1, d), torch.randn(1, d), torch.randn(1, d)
     past_c, past_m = [torch.randn(1, d) for _ in range(3)], [torch.randn(1, d) for _ in range(3)]
     info = torch.cat([r, m], -1) @ unit.combine.weight.T + unit.combine.bias  # w1
@@ -101,7 +101,7 @@ def test_write_unit_self_attention_w2():
 
 
 def test_cell_shares_weights_across_steps_and_returns_attentions():
-    c = cfg(p=5)
+    c = config(p=5)
     cell = MACCell(c)
     B, S, N = 2, 4, 9
     m, cv, rv = cell(torch.randn(B, c.d), torch.randn(B, S, c.d), torch.ones(B, S, dtype=torch.bool),
@@ -112,7 +112,7 @@ def test_cell_shares_weights_across_steps_and_returns_attentions():
 
 
 def test_network_shapes_and_padding_invariance():
-    c = cfg()
+    c = config()
     torch.manual_seed(0)
     model = MACNetwork(c).eval()
     images, tokens, lengths = batch(c)
@@ -126,18 +126,18 @@ def test_network_shapes_and_padding_invariance():
 
 def test_bad_input_errors_name_it():
     with pytest.raises(ValueError, match="p .*must be an int >= 1"):
-        cfg(p=0)
+        config(p=0)
     with pytest.raises(TypeError, match=r"MACConfig\.p must be an int, got True"):
-        cfg(p=True)
+        config(p=True)
     with pytest.raises(TypeError, match=r"MACConfig\.d must be an int, got '64'"):
-        cfg(d="64")
+        config(d="64")
     with pytest.raises(TypeError, match=r"MACConfig\.dropout must be a float"):
-        cfg(dropout="0.1")
+        config(dropout="0.1")
     with pytest.raises(ValueError, match="variant"):
-        cfg(variant="tf")
+        config(variant="tf")
     with pytest.raises(TypeError, match=r"MACRecipe\.steps must be an int"):
         MACRecipe(steps=10.0)
-    c = cfg()
+    c = config()
     model = MACNetwork(c)
     images, tokens, lengths = batch(c)
     with pytest.raises(ValueError, match="image of size"):
@@ -146,14 +146,14 @@ def test_bad_input_errors_name_it():
     bad[0, 0] = 99
     with pytest.raises(ValueError, match="question token id 99"):
         model(images, bad, lengths)
-    lenient = MACNetwork(cfg(unknown="unk")).eval()
+    lenient = MACNetwork(config(unknown="unk")).eval()
     mapped = bad.clone()
     mapped[0, 0] = 1
     torch.testing.assert_close(lenient(images, bad, lengths), lenient(images, mapped, lengths))
 
 
 def test_baselines():
-    c = cfg()
+    c = config()
     images, tokens, lengths = batch(c)
     blind = QuestionLSTM(c).eval()
     torch.testing.assert_close(blind(images, tokens, lengths), blind(255 - images, tokens, lengths))
@@ -183,7 +183,7 @@ def test_ema_is_the_moving_average_of_parameters_and_buffers():
 
 def test_benchmark_times_the_training_step_torch_adam_would_take():
     """``throughput`` runs warmup + repeats real steps: Adam + clip + EMA, equal to torch's own loop."""
-    c = cfg()
+    c = config()
     images, tokens, lengths = batch(c)
     answers = torch.tensor([0, 1, 2, 3])
     recipe = MACRecipe(lr=1e-2, batch_size=4, steps=1, grad_clip=0.5)
@@ -207,7 +207,7 @@ def test_benchmark_times_the_training_step_torch_adam_would_take():
 
 def test_reference_variant_follows_the_authors_code():
     torch.manual_seed(4)
-    c = cfg(variant="reference", memory_gate=True, self_attention=True)
+    c = config(variant="reference", memory_gate=True, self_attention=True)
     unit = ControlUnit(c)
     q, words = torch.randn(2, c.d), torch.randn(2, 5, c.d)
     mask = torch.ones(2, 5, dtype=torch.bool)
@@ -233,7 +233,7 @@ def test_reference_variant_follows_the_authors_code():
 
 
 def test_variational_memory_dropout_keeps_one_mask_for_all_steps():
-    c = cfg(variant="reference", dropout=0.5, p=4)
+    c = config(variant="reference", dropout=0.5, p=4)
     cell = MACCell(c).train()
     masks = []
     cell.read.register_forward_hook(lambda mod, args, out: masks.append(args[3]))
@@ -245,7 +245,7 @@ def test_variational_memory_dropout_keeps_one_mask_for_all_steps():
 def test_patch_stem_with_1x1_projection_keeps_cells_local():
     from moderndl.mac.network import Stem
 
-    c = cfg(stem="patch", patch=4, kb_kernel=1, coords=True)  # 16 px images -> 4 x 4 cells
+    c = config(stem="patch", patch=4, kb_kernel=1, coords=True)  # 16 px images -> 4 x 4 cells
     stem = Stem(c).eval()
     images, _, _ = batch(c)
     changed = images.clone()
@@ -254,4 +254,4 @@ def test_patch_stem_with_1x1_projection_keeps_cells_local():
     assert c.grid == 4 and (diff[:, 1 * 4 + 2] > 0).all()
     assert torch.count_nonzero(diff[:, [i for i in range(16) if i != 6]]) == 0
     with pytest.raises(ValueError, match="stride"):
-        cfg(stem="patch", patch=5)
+        config(stem="patch", patch=5)

@@ -19,23 +19,23 @@ WORLD = WorldConfig(image_size=16, colors=("red", "blue"), shapes=("circle", "sq
 def setup(seed=0):
     data = generate(WORLD, 96, seed=seed)
     tokens, lengths = data.encode()
-    cfg = MACConfig(num_words=len(data.word_vocab), num_classes=len(data.answer_vocab), image_size=16, d=8, p=2,
+    config = MACConfig(num_words=len(data.word_vocab), num_classes=len(data.answer_vocab), image_size=16, d=8, p=2,
                     embed_dim=4, stem="patch", patch=8, stem_channels=4, kb_kernel=1, dropout=0.0)
-    return data, tokens, lengths, cfg
+    return data, tokens, lengths, config
 
 
 @pytest.mark.slow
 def test_ema_resume_matches_an_uninterrupted_run(tmp_path):
-    data, tokens, lengths, cfg = setup()
+    data, tokens, lengths, config = setup()
     opt = MACRecipe(lr=1e-3, batch_size=16, ema_decay=0.9, steps=6)
     torch.manual_seed(0)
-    full, ema_full = train(MACNetwork(cfg), data, tokens, lengths, opt, seed=0, cpu=True, progress=False)
+    full, ema_full = train(MACNetwork(config), data, tokens, lengths, opt, seed=0, cpu=True, progress=False)
     torch.manual_seed(0)
-    train(MACNetwork(cfg), data, tokens, lengths, replace(opt, steps=3), seed=0,
+    train(MACNetwork(config), data, tokens, lengths, replace(opt, steps=3), seed=0,
           checkpoint_dir=tmp_path, cpu=True, progress=False)
     assert "ema" in torch.load(tmp_path / "checkpoint.pt", weights_only=False)["objects"]
     torch.manual_seed(123)  # a different init: everything must come back from the checkpoint
-    resumed, ema_resumed = train(MACNetwork(cfg), data, tokens, lengths, opt, seed=0, checkpoint_dir=tmp_path,
+    resumed, ema_resumed = train(MACNetwork(config), data, tokens, lengths, opt, seed=0, checkpoint_dir=tmp_path,
                                  resume=True, cpu=True, progress=False)
     assert [round(r["loss"], 5) for r in resumed] == [round(r["loss"], 5) for r in full]
     for a, b in zip(ema_full.parameters(), ema_resumed.parameters(), strict=True):
@@ -43,7 +43,7 @@ def test_ema_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_accuracy_by_family_against_a_hand_count():
-    data, tokens, lengths, cfg = setup()
+    data, tokens, lengths, config = setup()
     pred = data.answers.clone()
     pred[::2] = (pred[::2] + 1) % len(data.answer_vocab)  # every other question wrong
     acc = accuracy_by_family(pred, data)
@@ -52,14 +52,14 @@ def test_accuracy_by_family_against_a_hand_count():
         sel = torch.nonzero(data.families == f).squeeze(1)
         if len(sel):
             assert abs(acc[name] - float((sel % 2 == 1).float().mean())) < 1e-6
-    assert predict(MACNetwork(cfg), data, tokens, lengths, batch_size=40).shape == (len(data),)
+    assert predict(MACNetwork(config), data, tokens, lengths, batch_size=40).shape == (len(data),)
 
 
 def test_accuracy_monitor_records_the_curve_and_first_crossing():
     from moderndl.mac.training import AccuracyMonitor
 
-    data, tokens, lengths, cfg = setup()
-    ema = make_ema(MACNetwork(cfg), decay=0.5).module
+    data, tokens, lengths, config = setup()
+    ema = make_ema(MACNetwork(config), decay=0.5).module
     chance = AccuracyMonitor(data, tokens, lengths, every=2, target=0.0)
     never = AccuracyMonitor(data, tokens, lengths, every=2, target=1.01)
     for step in range(5):
@@ -71,7 +71,7 @@ def test_accuracy_monitor_records_the_curve_and_first_crossing():
 
 
 def test_accuracy_per_hop_count():
-    data, tokens, lengths, cfg = setup()
+    data, tokens, lengths, config = setup()
     relate = data.families == data.family_names.index("relate")
     pred = data.answers.clone()
     pred[relate & (data.hops == 1)] = -1  # every 1-hop relate question wrong

@@ -28,9 +28,9 @@ def _constant_digits(n=50):
 
 def test_canvas_layout_by_hand():
     x, y = _constant_digits()
-    cfg = MultiMNISTConfig(n_train=20, n_test=5, shift=4, jitter=0)
-    canvas, t = compose(x, y, 20, cfg, torch.Generator().manual_seed(0))
-    assert canvas.shape == (20, 1, 8, 12) and cfg.canvas == (8, 12)
+    config = MultiMNISTConfig(n_train=20, n_test=5, shift=4, jitter=0)
+    canvas, t = compose(x, y, 20, config, torch.Generator().manual_seed(0))
+    assert canvas.shape == (20, 1, 8, 12) and config.canvas == (8, 12)
     ink_l, ink_r = (t["left"] + 1).float() / 10, (t["right"] + 1).float() / 10
     torch.testing.assert_close(canvas[:, 0, :, :4], ink_l.view(-1, 1, 1).expand(-1, 8, 4))  # left digit alone
     overlap = torch.maximum(ink_l, ink_r).view(-1, 1, 1).expand(-1, 8, 4)
@@ -39,15 +39,15 @@ def test_canvas_layout_by_hand():
     torch.testing.assert_close(t["sum"], (t["left"] + t["right"]).float())
 
 
-def _compose_reference(x, y, n, cfg, g):
+def _compose_reference(x, y, n, config, g):
     """The same draws as ``compose``, pasted one canvas at a time."""
     left, right = torch.randint(len(x), (n,), generator=g), torch.randint(len(x), (n,), generator=g)
-    offsets = torch.randint(cfg.jitter + 1, (n, 4), generator=g)
-    out = torch.zeros(n, 1, *cfg.canvas)
+    offsets = torch.randint(config.jitter + 1, (n, 4), generator=g)
+    out = torch.zeros(n, 1, *config.canvas)
     for i in range(n):
         r0, c0, r1, c1 = offsets[i].tolist()
         out[i, :, r0:r0 + 8, c0:c0 + 8] = x[left[i]]
-        c1 += cfg.shift
+        c1 += config.shift
         out[i, :, r1:r1 + 8, c1:c1 + 8] = torch.maximum(out[i, :, r1:r1 + 8, c1:c1 + 8], x[right[i]])
     return out, y[left], y[right]
 
@@ -56,9 +56,9 @@ def _compose_reference(x, y, n, cfg, g):
 def test_vectorised_compose_equals_a_per_canvas_loop(shift, jitter):
     x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     y = torch.arange(40) % 10
-    cfg = MultiMNISTConfig(shift=shift, jitter=jitter)
-    canvas, t = compose(x, y, 64, cfg, torch.Generator().manual_seed(1))
-    ref, yl, yr = _compose_reference(x, y, 64, cfg, torch.Generator().manual_seed(1))
+    config = MultiMNISTConfig(shift=shift, jitter=jitter)
+    canvas, t = compose(x, y, 64, config, torch.Generator().manual_seed(1))
+    ref, yl, yr = _compose_reference(x, y, 64, config, torch.Generator().manual_seed(1))
     assert canvas.shape == (64, 1, 8 + jitter, 8 + shift + jitter)
     torch.testing.assert_close(canvas, ref)
     assert torch.equal(t["left"], yl) and torch.equal(t["right"], yr)
@@ -68,8 +68,8 @@ def test_test_canvases_use_only_held_out_digits():
     n = 200
     x = (torch.arange(n).float() / n).view(n, 1, 1, 1).expand(n, 1, 8, 8).clone()  # ink value = source id
     y = torch.arange(n) % 10
-    cfg = MultiMNISTConfig(n_train=300, n_test=100, shift=8, jitter=0)
-    (xtr, _), (xte, _) = load_multimnist(cfg, seed=0, source=(x, y))
+    config = MultiMNISTConfig(n_train=300, n_test=100, shift=8, jitter=0)
+    (xtr, _), (xte, _) = load_multimnist(config, seed=0, source=(x, y))
     ids = lambda c: set((c[:, 0, 0, 0] * n).round().long().tolist()) | set((c[:, 0, 0, 8] * n).round().long().tolist())  # noqa: E731
     assert not ids(xtr) & ids(xte)
 

@@ -167,8 +167,8 @@ def test_noise_bounds_against_scipy():
 
 def test_cosine_schedule_is_half_period():
     model = torch.nn.Linear(2, 2)
-    cfg = ex.RandWireRecipe(steps=10)
-    opt, sched = ex.make_optimizer(model, cfg)
+    config = ex.RandWireRecipe(steps=10)
+    opt, sched = ex.make_optimizer(model, config)
     assert opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 5e-5
     lrs = []
     for _ in range(10):
@@ -182,10 +182,10 @@ def test_cosine_schedule_is_half_period():
 @pytest.mark.slow
 def test_train_one_learns_and_is_reproducible():
     data = rd.load_dataset("", 8, train_size=1000, test_size=300)
-    cfg = ex.RandWireRecipe(steps=60, batch_size=64, log_every=10)
+    recipe = ex.RandWireRecipe(steps=60, batch_size=64, log_every=10)
     config = ex.model_config(TINY, "WS", (2, 0.5), 1, data)
-    a = ex.train_one(config, data, cfg, progress=False)
-    b = ex.train_one(config, data, cfg, progress=False)
+    a = ex.train_one(config, data, recipe, progress=False)
+    b = ex.train_one(config, data, recipe, progress=False)
     assert a["accuracy"] == b["accuracy"] and a["train_loss"] == b["train_loss"]
     assert a["history"][0]["loss"] > a["history"][-1]["loss"]
     assert a["generator"] == "WS(2, 0.5)" and len(a["edges"]) == 3
@@ -217,22 +217,22 @@ def test_summarize_is_mean_and_sample_std():
 
 
 def test_benchmark_uses_the_recipe_optimizer_and_rejects_unknown_variants():
-    cfg = RandWireConfig(nodes=6, channels=4, head_channels=8, num_classes=10)
-    out = bench.benchmark(cfg, batch_size=4, image_size=32, warmup=1, repeats=2, device="cpu",
+    config = RandWireConfig(nodes=6, channels=4, head_channels=8, num_classes=10)
+    out = bench.benchmark(config, batch_size=4, image_size=32, warmup=1, repeats=2, device="cpu",
                           variants=("eager_fp32",))
     row = out["eager_fp32"]
     assert row["items_per_s"] == pytest.approx(4 / row["median_s"]) and "speedup" not in out
     assert row["effective_mixed_precision"] == "no" and row["items_per_step"] == 4
     with pytest.raises(ValueError, match=r"unknown benchmark variant\(s\) \['fp8'\]"):
-        bench.benchmark(cfg, variants=("fp8",))
+        bench.benchmark(config, variants=("fp8",))
 
 
 def test_full_profile_switches_train_on_cpu():
     """channels_last + augmentation + a bf16 request (CPU runs it in fp32) go through the same path."""
     x = torch.randn(64, 3, 8, 8)
     data = rd.Dataset("fake", x, torch.arange(64) % 10, x[:16], torch.arange(16) % 10, 10)
-    cfg = ex.RandWireRecipe(steps=3, batch_size=16, augment=True, channels_last=True, mixed_precision="bf16")
-    out = ex.train_one(ex.model_config(TINY, "BA", (2,), 0, data), data, cfg, progress=False)
+    config = ex.RandWireRecipe(steps=3, batch_size=16, augment=True, channels_last=True, mixed_precision="bf16")
+    out = ex.train_one(ex.model_config(TINY, "BA", (2,), 0, data), data, config, progress=False)
     assert 0.0 <= out["accuracy"] <= 1.0 and len(out["history"]) == 3
     assert out["input_nodes"] == [2, 2, 2]  # BA(2): two input nodes per stage
 

@@ -160,8 +160,8 @@ def test_every_aggregation_weight_gets_a_gradient():
 
 def test_stage_widths_and_resolutions_follow_table_1():
     """At 224x224: conv1 112, conv2 56, conv3 28 (C), conv4 14 (2C), conv5 7 (4C)."""
-    cfg = RandWireConfig(nodes=8, channels=8, head_channels=16, num_classes=10)
-    model = RandWire(cfg).eval()
+    config = RandWireConfig(nodes=8, channels=8, head_channels=16, num_classes=10)
+    model = RandWire(config).eval()
     shapes = []
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():

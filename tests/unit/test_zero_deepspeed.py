@@ -14,14 +14,14 @@ CLIPPABLE = Workload(kind="transformer", width=64, layers=1, heads=4, seq_len=8,
 
 
 def test_config_uses_torch_adam_and_the_stage():
-    cfg = deepspeed_side.ds_config(WORK, 2, 3, bucket_numel=1234)
-    assert cfg["optimizer"]["params"]["torch_adam"] is True
-    assert cfg["optimizer"]["params"]["adam_w_mode"] is False  # torch.optim.Adam, not AdamW's weight decay
-    assert cfg["zero_optimization"]["stage"] == 3
-    assert cfg["zero_optimization"]["stage3_param_persistence_threshold"] == 0  # every parameter partitions
-    assert cfg["zero_optimization"]["reduce_bucket_size"] == 1234
-    assert cfg["train_micro_batch_size_per_gpu"] * 2 == WORK.batch_size
-    assert cfg["gradient_clipping"] == 0.0  # DeepSpeed's default (1.0) would clip; plain Adam does not
+    config = deepspeed_side.ds_config(WORK, 2, 3, bucket_numel=1234)
+    assert config["optimizer"]["params"]["torch_adam"] is True
+    assert config["optimizer"]["params"]["adam_w_mode"] is False  # torch.optim.Adam, not AdamW's weight decay
+    assert config["zero_optimization"]["stage"] == 3
+    assert config["zero_optimization"]["stage3_param_persistence_threshold"] == 0  # every parameter partitions
+    assert config["zero_optimization"]["reduce_bucket_size"] == 1234
+    assert config["train_micro_batch_size_per_gpu"] * 2 == WORK.batch_size
+    assert config["gradient_clipping"] == 0.0  # DeepSpeed's default (1.0) would clip; plain Adam does not
 
 
 def test_bad_stage_is_refused_before_launching(tmp_path):

@@ -10,16 +10,16 @@ from moderndl.zero import offload
 
 
 def test_accelerate_config_offloads_the_optimizer_with_deepspeed_stage2():
-    cfg = yaml.safe_load((Path(offload.__file__).with_name("accelerate_deepspeed.yaml")).read_text())
-    assert cfg["distributed_type"] == "DEEPSPEED" and cfg["mixed_precision"] == "bf16"
-    ds = cfg["deepspeed_config"]
+    config = yaml.safe_load((Path(offload.__file__).with_name("accelerate_deepspeed.yaml")).read_text())
+    assert config["distributed_type"] == "DEEPSPEED" and config["mixed_precision"] == "bf16"
+    ds = config["deepspeed_config"]
     assert ds["zero_stage"] == 2 and ds["offload_optimizer_device"] == "cpu"
 
 
 def test_model_size_targets_the_requested_parameters():
-    cfg = offload.OffloadConfig(params=1e6, width=256)
-    psi = sum(p.numel() for p in offload.big_mlp(cfg).parameters())
-    assert cfg.layers == 16 and psi >= 1e6 and psi - (256 * 256 + 256) < 1e6
+    config = offload.OffloadConfig(params=1e6, width=256)
+    psi = sum(p.numel() for p in offload.big_mlp(config).parameters())
+    assert config.layers == 16 and psi >= 1e6 and psi - (256 * 256 + 256) < 1e6
     assert 16 * offload.OffloadConfig().params > 16e9  # plain Adam states exceed the 16 GB cap
 
 

@@ -94,40 +94,42 @@ def _train_step_fn(model: Any, optimizer: torch.optim.Optimizer, batch: torch.Te
     return step
 
 
-def throughput(model: Any, cfg: BenchConfig, device: torch.device) -> dict[str, float]:
+def throughput(model: Any, config: BenchConfig, device: torch.device) -> dict[str, float]:
     """Training tokens/s of one model: forward, backward and fused AdamW step, median of repeats."""
-    g = torch.Generator().manual_seed(cfg.seed)
-    batch = torch.randint(0, cfg.vocab_size, (cfg.batch_size, cfg.seq_len + 1), generator=g).to(device)  # (B, T+1)
+    g = torch.Generator().manual_seed(config.seed)
+    batch = torch.randint(0, config.vocab_size, (config.batch_size, config.seq_len + 1),
+                          generator=g).to(device)  # (B, T+1)
     optimizer = configure_optimizer(model, 1e-4, fused=device.type == "cuda")
-    runner = torch.compile(model) if cfg.compile else model
-    t = time_it(_train_step_fn(runner, optimizer, batch, cfg.bf16), warmup=cfg.warmup, repeats=cfg.repeats,
+    runner = torch.compile(model) if config.compile else model
+    t = time_it(_train_step_fn(runner, optimizer, batch, config.bf16), warmup=config.warmup, repeats=config.repeats,
                 device=device)
-    return {"step_s": t["median_s"], "tokens_per_s": cfg.batch_size * cfg.seq_len / t["median_s"]}
+    return {"step_s": t["median_s"], "tokens_per_s": config.batch_size * config.seq_len / t["median_s"]}
 
 
-def compare(cfg: BenchConfig | None = None, device: torch.device | str | None = None, *,
+def compare(config: BenchConfig | None = None, device: torch.device | str | None = None, *,
             peak_flops: float | None = None) -> dict[str, Any]:
     """Ours vs ``GPT2LMHeadModel`` (sdpa attention) on the same weights: tokens/s, ratio, MFU."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = cfg or BenchConfig()
+    config = config or BenchConfig()
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(cfg.seed)
-    hf_config = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.seq_len, n_embd=cfg.n_embd,
-                           n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                           bos_token_id=cfg.vocab_size - 1, eos_token_id=cfg.vocab_size - 1,
+    torch.manual_seed(config.seed)
+    hf_config = GPT2Config(vocab_size=config.vocab_size, n_positions=config.seq_len, n_embd=config.n_embd,
+                           n_layer=config.n_layer, n_head=config.n_head, resid_pdrop=0.0, embd_pdrop=0.0,
+                           attn_pdrop=0.0,
+                           bos_token_id=config.vocab_size - 1, eos_token_id=config.vocab_size - 1,
                            attn_implementation="sdpa")  # HF's fastest built-in attention for GPT-2
     hf = GPT2LMHeadModel(hf_config)
     ours = from_hf(hf).to(dev)
     n_params = ours.num_params(non_embedding=True)
-    per_token = flops_per_token(n_params, cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.seq_len)
+    per_token = flops_per_token(n_params, config.n_layer, config.n_head, config.n_embd // config.n_head, config.seq_len)
     peak = peak_flops if peak_flops is not None else matmul_peak(dev, n=8192 if dev.type == "cuda" else 512,
-                                                                 dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
-    result_ours = throughput(ours, cfg, dev)
+                                                                 dtype=torch.bfloat16 if config.bf16 else torch.float32)
+    result_ours = throughput(ours, config, dev)
     del ours
-    result_hf = throughput(hf.to(dev), cfg, dev)
+    result_hf = throughput(hf.to(dev), config, dev)
     sheet = datasheet_peak(torch.cuda.get_device_name(dev)) if dev.type == "cuda" else None
-    out = {"config": asdict(cfg), "device": str(dev), "n_params": n_params, "flops_per_token": per_token,
+    out = {"config": asdict(config), "device": str(dev), "n_params": n_params, "flops_per_token": per_token,
            "peak_flops": peak, "datasheet_peak_flops": sheet, "ours": result_ours, "hf": result_hf,
            "speedup": result_ours["tokens_per_s"] / result_hf["tokens_per_s"]}
     for name in ("ours", "hf"):

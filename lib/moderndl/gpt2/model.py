@@ -120,12 +120,12 @@ class KVCache:
 class CausalSelfAttention(nn.Module):
     """Masked multi-head self-attention with one fused QKV projection (Sec. 2.3)."""
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.n_head, self.dropout = cfg.n_head, cfg.dropout
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # fused W_q, W_k, W_v
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
-        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.n_head, self.dropout = config.n_head, config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # fused W_q, W_k, W_v
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         B, T, C = x.shape
@@ -147,12 +147,12 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     """The position-wise feed-forward layer, width 4C, GELU."""
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
-        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.approximate = ACTIVATIONS[cfg.activation]
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+        self.approximate = ACTIVATIONS[config.activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate)))
@@ -161,12 +161,12 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LN residual block (Sec. 2.3): $x + \\mathrm{attn}(\\mathrm{LN}(x))$, then the same for the MLP."""
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        self.mlp = MLP(cfg)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache, layer)
@@ -176,22 +176,22 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """GPT-2 language model: ``forward(idx)`` returns next-token logits ``(B, T, vocab_size)``."""
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.config = cfg
+        self.config = config
         self.transformer = nn.ModuleDict({
-            "wte": nn.Embedding(cfg.vocab_size, cfg.n_embd),
-            "wpe": nn.Embedding(cfg.n_positions, cfg.n_embd),
-            "drop": nn.Dropout(cfg.dropout),
-            "h": nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer)),
-            "ln_f": nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon),
+            "wte": nn.Embedding(config.vocab_size, config.n_embd),
+            "wpe": nn.Embedding(config.n_positions, config.n_embd),
+            "drop": nn.Dropout(config.dropout),
+            "h": nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            "ln_f": nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon),
         })
-        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer["wte"].weight  # weight tying (Sec. 2.3, as in GPT-1)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's 1/sqrt(2L) scaling of residual projections (Sec. 2.3)
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -223,10 +223,10 @@ class GPT(nn.Module):
 
     def new_cache(self, batch_size: int, max_length: int | None = None) -> KVCache:
         """An empty :class:`KVCache` for ``batch_size`` sequences of up to ``max_length`` tokens."""
-        cfg = self.config
+        config = self.config
         w = self.transformer["wte"].weight
-        return KVCache(cfg.n_layer, batch_size, cfg.n_head, max_length or cfg.n_positions, cfg.n_embd // cfg.n_head,
-                       device=w.device, dtype=w.dtype)
+        return KVCache(config.n_layer, batch_size, config.n_head, max_length or config.n_positions,
+                       config.n_embd // config.n_head, device=w.device, dtype=w.dtype)
 
     def num_params(self, *, non_embedding: bool = True) -> int:
         """Parameters (tied weights once); without position embeddings, as nanoGPT counts N."""
@@ -236,10 +236,10 @@ class GPT(nn.Module):
 
 def from_hf(hf_model: Any, *, dropout: float = 0.0) -> GPT:
     """Our :class:`GPT` holding the weights of a ``GPT2LMHeadModel`` (copied, Conv1D transposed)."""
-    cfg = GPTConfig.from_hf(hf_model.config)
+    config = GPTConfig.from_hf(hf_model.config)
     if dropout:
-        cfg = GPTConfig(**{f.name: getattr(cfg, f.name) for f in fields(cfg)} | {"dropout": dropout})
-    model = GPT(cfg)
+        config = GPTConfig(**{f.name: getattr(config, f.name) for f in fields(config)} | {"dropout": dropout})
+    model = GPT(config)
     source = {k: v for k, v in hf_model.state_dict().items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
     target = model.state_dict()
     missing = sorted(set(target) - set(source))

@@ -112,56 +112,57 @@ def encode_documents(tokenizer, documents: list[str]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def pretrain(cfg: BaseConfig, tokens: torch.Tensor) -> tuple[GPT, list[dict]]:
+def pretrain(config: BaseConfig, tokens: torch.Tensor) -> tuple[GPT, list[dict]]:
     """Pretrain our compact GPT on ``tokens`` with AdamW, warmup and cosine decay (Eq. 1)."""
-    set_seed(cfg.seed)
-    model = GPT(cfg.model_config())
-    optimizer = configure_optimizer(model, cfg.lr, weight_decay=0.1, betas=(0.9, 0.95))
+    set_seed(config.seed)
+    model = GPT(config.model_config())
+    optimizer = configure_optimizer(model, config.lr, weight_decay=0.1, betas=(0.9, 0.95))
 
     def lr_factor(t: int) -> float:  # linear warmup, then cosine to 10% of the peak
-        if t < cfg.warmup:
-            return (t + 1) / cfg.warmup
-        progress = (t - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        if t < config.warmup:
+            return (t + 1) / config.warmup
+        progress = (t - config.warmup) / max(1, config.steps - config.warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    sampler = lm.random_windows(tokens, cfg.block_size, cfg.batch_size, cfg.seed)
-    config = train.TrainConfig(steps=cfg.steps, log_every=25, grad_clip=1.0, desc="pretrain base", cpu=True)
-    history, _ = train.fit(model, optimizer, lm.lm_loss, lambda t: sampler(t)[0], config, scheduler=scheduler)
+    sampler = lm.random_windows(tokens, config.block_size, config.batch_size, config.seed)
+    loop_config = train.TrainConfig(steps=config.steps, log_every=25, grad_clip=1.0, desc="pretrain base", cpu=True)
+    history, _ = train.fit(model, optimizer, lm.lm_loss, lambda t: sampler(t)[0], loop_config,
+                           scheduler=scheduler)
     return model, history
 
 
-def build(cfg: BaseConfig, out_dir: str | Path) -> Path:
+def build(config: BaseConfig, out_dir: str | Path) -> Path:
     """Train the tokenizer and the model on ``pydoc_data.topics``; ``save_pretrained`` both."""
     from pydoc_data.topics import topics
 
     started = time.perf_counter()
     documents = [topics[k].strip() for k in sorted(topics)]
-    tokenizer = train_tokenizer(documents, cfg.vocab_size)
+    tokenizer = train_tokenizer(documents, config.vocab_size)
     tokens = encode_documents(tokenizer, documents)  # (N,)
-    model, history = pretrain(cfg, tokens)
+    model, history = pretrain(config, tokens)
     out = Path(out_dir)
     to_hf(model, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id).save_pretrained(out)
     tokenizer.save_pretrained(out)
-    info = {"config": asdict(cfg), "corpus": "pydoc_data.topics", "corpus_sha": text_data.fingerprint(
+    info = {"config": asdict(config), "corpus": "pydoc_data.topics", "corpus_sha": text_data.fingerprint(
         text_data.pydoc_topics()), "tokens": len(tokens), "final_loss": history[-1]["loss"], "history": history,
         "build_s": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads()}
     (out / "pretrain.json").write_text(json.dumps(info, indent=1))
     return out
 
 
-def base_checkpoint(cfg: BaseConfig | None = None, *, root: str | Path | None = None) -> Path:
-    """The cached base checkpoint folder for ``cfg``; built on first use (atomic rename)."""
-    cfg = cfg or BaseConfig()
+def base_checkpoint(config: BaseConfig | None = None, *, root: str | Path | None = None) -> Path:
+    """The cached base checkpoint folder for ``config``; built on first use (atomic rename)."""
+    config = config or BaseConfig()
     root = Path(root) if root is not None else paths.artifacts("gpt2_base")
-    key = cfg.key()
+    key = config.key()
     final = root / key
     if (final / "pretrain.json").is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-{os.getpid()}-", dir=root))
     try:
-        build(cfg, tmp)
+        build(config, tmp)
         try:
             tmp.rename(final)
         except OSError:  # another process finished first: use theirs

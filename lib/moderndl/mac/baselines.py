@@ -20,19 +20,20 @@ from moderndl.mac.config import MACConfig
 from moderndl.mac.network import InputUnit, Stem
 
 
-def _mlp(d_in: int, cfg: MACConfig) -> nn.Sequential:
+def _mlp(d_in: int, config: MACConfig) -> nn.Sequential:
     """CLEVR Sec. 4.1: an MLP with one hidden layer (ours: d units, ELU, dropout)."""
-    return nn.Sequential(nn.Linear(d_in, cfg.d), nn.ELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.d, cfg.num_classes))
+    return nn.Sequential(nn.Linear(d_in, config.d), nn.ELU(), nn.Dropout(config.dropout),
+                         nn.Linear(config.d, config.num_classes))
 
 
 class QuestionLSTM(nn.Module):
     """CLEVR's "LSTM" baseline: the answer from the question alone; images are ignored."""
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        self.cfg = cfg
-        self.input_unit = InputUnit(cfg)
-        self.classifier = _mlp(cfg.d, cfg)
+        self.config = config
+        self.input_unit = InputUnit(config)
+        self.classifier = _mlp(config.d, config)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         q, _, _ = self.input_unit(tokens, lengths)  # (B, d)
@@ -46,12 +47,12 @@ class CNNLSTM(nn.Module):
     (CLEVR flattens its pooled ResNet features the same way) to keep the MLP small.
     """
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        self.cfg = cfg
-        self.input_unit, self.stem = InputUnit(cfg), Stem(cfg)
-        self.reduce = nn.Linear(cfg.d, max(1, cfg.d // 8))  # a 1x1 conv on the (B, N, d) grid
-        self.classifier = _mlp(cfg.d + cfg.grid**2 * max(1, cfg.d // 8), cfg)
+        self.config = config
+        self.input_unit, self.stem = InputUnit(config), Stem(config)
+        self.reduce = nn.Linear(config.d, max(1, config.d // 8))  # a 1x1 conv on the (B, N, d) grid
+        self.classifier = _mlp(config.d + config.grid**2 * max(1, config.d // 8), config)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         q, _, _ = self.input_unit(tokens, lengths)  # (B, d)

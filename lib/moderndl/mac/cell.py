@@ -33,12 +33,12 @@ from moderndl.mac.config import MACConfig
 class ControlUnit(nn.Module):
     """Sec. 3.2.1, Eqs. c1-c2.3: attend over the question words to pick this step's operation."""
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        d = cfg.d
-        self.paper = cfg.variant == "paper"
+        d = config.d
+        self.paper = config.variant == "paper"
         # q_i = W_i^{d x d} q + b_i: a position-aware question for each step (Sec. 3.2.1)
-        self.position_aware = nn.ModuleList([nn.Linear(d, d) for _ in range(cfg.p)])
+        self.position_aware = nn.ModuleList([nn.Linear(d, d) for _ in range(config.p)])
         if self.paper:  # the reference code feeds no c_{i-1}: cq_i = tanh(q_i)
             self.combine = nn.Linear(2 * d, d)  # c1: cq_i = W^{d x 2d}[c_{i-1}, q_i] + b^d
         self.score = nn.Linear(d, 1)  # c2.1: ca_{i,s} = W^{1 x d}(cq_i * cw_s) + b^1
@@ -64,16 +64,16 @@ class ControlUnit(nn.Module):
 class ReadUnit(nn.Module):
     """Sec. 3.2.2, Eqs. r1-r3.3: retrieve from the knowledge base guided by memory and control."""
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        d = cfg.d
+        d = config.d
         self.memory_proj = nn.Linear(d, d)  # r1: W_m^{d x d} m_{i-1} + b_m
         self.kb_proj = nn.Linear(d, d)  # r1: W_k^{d x d} k_{h,w} + b_k
         self.combine = nn.Linear(2 * d, d)  # r2: I' = W^{d x 2d}[I, k] + b^d
         # r3.1 is printed with W^{d x d}; it must give one logit per region, so W^{1 x d} as in the official code
         self.score = nn.Linear(d, 1)
-        self.dropout = nn.Dropout(cfg.dropout)  # Appendix A: dropout on the memory
-        self.act = nn.ELU() if cfg.variant == "reference" else nn.Identity()  # the reference's ELUs
+        self.dropout = nn.Dropout(config.dropout)  # Appendix A: dropout on the memory
+        self.act = nn.ELU() if config.variant == "reference" else nn.Identity()  # the reference's ELUs
 
     def forward(self, c: torch.Tensor, m_prev: torch.Tensor, kb: torch.Tensor,
                 memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,30 +98,30 @@ class WriteUnit(nn.Module):
     ``MACConfig.self_attention`` and ``MACConfig.memory_gate``.
     """
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        d = cfg.d
-        self.cfg = cfg
+        d = config.d
+        self.config = config
         self.combine = nn.Linear(2 * d, d)  # w1: m_info = W^{d x 2d}[r_i, m_{i-1}] + b^d
-        if cfg.self_attention:
+        if config.self_attention:
             self.sa_score = nn.Linear(d, 1)  # w2.1: sa_ij = softmax_j(W^{1 x d}(c_i * c_j) + b^1)
             self.sa_proj = nn.Linear(d, d, bias=False)  # w2.3: W_s m_sa
             self.info_proj = nn.Linear(d, d)  # w2.3: W_p m_info + b
-        if cfg.memory_gate:
+        if config.memory_gate:
             self.gate = nn.Linear(d, 1)  # w3: c'_i = W^{1 x d} c_i + b^1
-            if cfg.variant == "reference":  # gate bias 1 towards the new memory: sigma(-1) on m_{i-1}
+            if config.variant == "reference":  # gate bias 1 towards the new memory: sigma(-1) on m_{i-1}
                 nn.init.constant_(self.gate.bias, -1.0)
 
     def forward(self, c: torch.Tensor, r: torch.Tensor, m_prev: torch.Tensor,
                 past_c: list[torch.Tensor], past_m: list[torch.Tensor]) -> torch.Tensor:
         """``c``, ``r``, ``m_prev``: (B, d); ``past_c``/``past_m``: the earlier steps' states (B, d) each."""
         m_new = self.combine(torch.cat([r, m_prev], dim=-1))  # (B, d)                     w1
-        if self.cfg.self_attention and past_c:
+        if self.config.self_attention and past_c:
             cs, ms = torch.stack(past_c, dim=1), torch.stack(past_m, dim=1)  # (B, j, d) each
             sa = torch.softmax(self.sa_score(c[:, None, :] * cs).squeeze(-1), dim=-1)  # (B, j)  w2.1
             m_sa = torch.einsum("bj,bjd->bd", sa, ms)  # (B, d)                           w2.2
             m_new = self.sa_proj(m_sa) + self.info_proj(m_new)  # (B, d)                   w2.3
-        if self.cfg.memory_gate:
+        if self.config.memory_gate:
             g = torch.sigmoid(self.gate(c))  # (B, 1)                                      w3.1
             m_new = g * m_prev + (1 - g) * m_new  # (B, d)                                 w3.2
         return m_new
@@ -130,29 +130,29 @@ class WriteUnit(nn.Module):
 class MACCell(nn.Module):
     """Sec. 3.2: one control-read-write step, with the learned initial states $c_0$, $m_0$."""
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        self.cfg = cfg
-        self.control, self.read, self.write = ControlUnit(cfg), ReadUnit(cfg), WriteUnit(cfg)
-        self.c0 = nn.Parameter(torch.zeros(cfg.d))  # Sec. 3.2: learned initial control
-        self.m0 = nn.Parameter(torch.zeros(cfg.d))  # and memory states
+        self.config = config
+        self.control, self.read, self.write = ControlUnit(config), ReadUnit(config), WriteUnit(config)
+        self.c0 = nn.Parameter(torch.zeros(config.d))  # Sec. 3.2: learned initial control
+        self.m0 = nn.Parameter(torch.zeros(config.d))  # and memory states
 
     def forward(self, q: torch.Tensor, words: torch.Tensor, mask: torch.Tensor,
                 kb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run all ``p`` steps. Returns the final memory (B, d), control attentions (B, p, S)
         and read attentions (B, p, N)."""
         B = q.shape[0]
-        reference = self.cfg.variant == "reference"
+        reference = self.config.variant == "reference"
         c = q if reference else self.c0.expand(B, -1)  # (B, d): the reference starts from the question
         m = self.m0.expand(B, -1)  # (B, d)
         past_c: list[torch.Tensor] = [c] if reference else []  # the reference's self-attention sees (c_0, m_0)
         past_m: list[torch.Tensor] = [m] if reference else []
         memory_mask = None
-        if reference and self.training and self.cfg.dropout > 0:  # variational: one mask for all steps
-            keep = 1.0 - self.cfg.dropout
+        if reference and self.training and self.config.dropout > 0:  # variational: one mask for all steps
+            keep = 1.0 - self.config.dropout
             memory_mask = torch.bernoulli(torch.full_like(m, keep)) / keep  # (B, d)
         cvs, rvs = [], []
-        for step in range(self.cfg.p):
+        for step in range(self.config.p):
             c, cv = self.control(step, c, q, words, mask)
             r, rv = self.read(c, m, kb, memory_mask)
             m = self.write(c, r, m, past_c, past_m)  # attends over steps j < i (w2)

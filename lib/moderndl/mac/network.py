@@ -52,16 +52,16 @@ class InputUnit(nn.Module):
     $q = [\\overleftarrow{cw_1}; \\overrightarrow{cw_S}]$ (B, d), the two final states.
     """
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        self.cfg = cfg
-        self.embed = nn.Embedding(cfg.num_words, cfg.embed_dim, padding_idx=0)
-        self.lstm = nn.LSTM(cfg.embed_dim, cfg.d // 2, batch_first=True, bidirectional=True)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.config = config
+        self.embed = nn.Embedding(config.num_words, config.embed_dim, padding_idx=0)
+        self.lstm = nn.LSTM(config.embed_dim, config.d // 2, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``tokens`` (B, T) with PAD = 0 and ``lengths`` (B,). Returns q (B, d), words (B, S, d), mask (B, S)."""
-        tokens = check_tokens(tokens, self.cfg.num_words, self.cfg.unknown)
+        tokens = check_tokens(tokens, self.config.num_words, self.config.unknown)
         S = int(lengths.max())
         tokens = tokens[:, :S]  # (B, S): trim shared padding
         x = self.dropout(self.embed(tokens))  # (B, S, embed_dim)
@@ -76,28 +76,28 @@ class InputUnit(nn.Module):
 class Stem(nn.Module):
     """The knowledge base $K$ (Sec. 3.1): pixels to a (B, H*W, d) grid of region features."""
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        self.cfg = cfg
+        self.config = config
         layers, channels = [], 3
-        if cfg.stem == "patch":  # one feature vector per patch: (B, 3, H, W) -> (B, C, H / patch, W / patch)
-            layers += [nn.Conv2d(3, cfg.stem_channels, cfg.patch, stride=cfg.patch), nn.ELU()]
-            channels = cfg.stem_channels
+        if config.stem == "patch":  # one feature vector per patch: (B, 3, H, W) -> (B, C, H / patch, W / patch)
+            layers += [nn.Conv2d(3, config.stem_channels, config.patch, stride=config.patch), nn.ELU()]
+            channels = config.stem_channels
         # stride-2 layers stand in for the frozen ResNet-101 (see the module docstring)
-        for _ in range(cfg.stem_layers if cfg.stem == "conv" else 0):
-            layers += [nn.Conv2d(channels, cfg.stem_channels, 3, stride=2, padding=1),
-                       nn.BatchNorm2d(cfg.stem_channels), nn.ELU()]
-            channels = cfg.stem_channels
+        for _ in range(config.stem_layers if config.stem == "conv" else 0):
+            layers += [nn.Conv2d(channels, config.stem_channels, 3, stride=2, padding=1),
+                       nn.BatchNorm2d(config.stem_channels), nn.ELU()]
+            channels = config.stem_channels
         self.features = nn.Sequential(*layers)
-        extra = 2 if cfg.coords else 0
+        extra = 2 if config.coords else 0
         # Sec. 3.1: two CNN layers with d output channels (3x3, ELU) on top of the image features
-        k = cfg.kb_kernel
-        self.project = nn.Sequential(nn.Conv2d(channels + extra, cfg.d, k, padding=k // 2), nn.ELU(),
-                                     nn.Conv2d(cfg.d, cfg.d, k, padding=k // 2), nn.ELU())
+        k = config.kb_kernel
+        self.project = nn.Sequential(nn.Conv2d(channels + extra, config.d, k, padding=k // 2), nn.ELU(),
+                                     nn.Conv2d(config.d, config.d, k, padding=k // 2), nn.ELU())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.features(check_images(images, self.cfg.image_size))  # (B, C, g, g)
-        if self.cfg.coords:
+        x = self.features(check_images(images, self.config.image_size))  # (B, C, g, g)
+        if self.config.coords:
             B, _, g, _ = x.shape
             lin = torch.linspace(-1, 1, g, device=x.device, dtype=x.dtype)
             yy, xx = torch.meshgrid(lin, lin, indexing="ij")  # (g, g) each
@@ -109,10 +109,10 @@ class Stem(nn.Module):
 class OutputUnit(nn.Module):
     """Sec. 3.3: a two-layer classifier on $[q; m_p]$ with hidden size d."""
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * cfg.d, cfg.d), nn.ELU(), nn.Dropout(cfg.dropout),
-                                 nn.Linear(cfg.d, cfg.num_classes))
+        self.net = nn.Sequential(nn.Linear(2 * config.d, config.d), nn.ELU(), nn.Dropout(config.dropout),
+                                 nn.Linear(config.d, config.num_classes))
 
     def forward(self, q: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([q, memory], dim=-1))  # (B, num_classes)
@@ -125,11 +125,11 @@ class MACNetwork(nn.Module):
     ``attention=True`` also ``{"control": (B, p, S), "read": (B, p, g, g)}``.
     """
 
-    def __init__(self, cfg: MACConfig):
+    def __init__(self, config: MACConfig):
         super().__init__()
-        self.cfg = cfg
-        self.input_unit, self.stem = InputUnit(cfg), Stem(cfg)
-        self.cell, self.output_unit = MACCell(cfg), OutputUnit(cfg)
+        self.config = config
+        self.input_unit, self.stem = InputUnit(config), Stem(config)
+        self.cell, self.output_unit = MACCell(config), OutputUnit(config)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor, attention: bool = False):
         q, words, mask = self.input_unit(tokens, lengths)  # (B, d), (B, S, d), (B, S)
@@ -138,7 +138,7 @@ class MACNetwork(nn.Module):
         logits = self.output_unit(q, memory)  # (B, num_classes)
         if not attention:
             return logits
-        g = self.cfg.grid
+        g = self.config.grid
         return logits, {"control": cv, "read": rv.reshape(rv.shape[0], rv.shape[1], g, g)}  # (B, p, g, g)
 
 

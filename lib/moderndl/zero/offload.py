@@ -53,11 +53,11 @@ class OffloadConfig:
         return max(1, math.ceil(self.params / (self.width * self.width + self.width)))
 
 
-def big_mlp(cfg: OffloadConfig) -> nn.Sequential:
-    set_seed(cfg.seed)
+def big_mlp(config: OffloadConfig) -> nn.Sequential:
+    set_seed(config.seed)
     blocks: list[nn.Module] = []
-    for _ in range(cfg.layers):
-        blocks += [nn.Linear(cfg.width, cfg.width), nn.GELU()]
+    for _ in range(config.layers):
+        blocks += [nn.Linear(config.width, config.width), nn.GELU()]
     return nn.Sequential(*blocks)
 
 
@@ -66,8 +66,8 @@ def regression_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) 
     return nn.functional.mse_loss(model(x).float(), y)
 
 
-def train(cfg: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None, cpu: bool = False) -> dict:
-    """Train ``cfg`` for a few steps; return the peak GPU memory and the model-state bytes.
+def train(config: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None, cpu: bool = False) -> dict:
+    """Train ``config`` for a few steps; return the peak GPU memory and the model-state bytes.
 
     ``cpu=True`` runs the same accelerate + DeepSpeed path on CPU at toy size (the dry
     profile's check that it does not crash), with ``torch.optim.AdamW`` inside DeepSpeed
@@ -79,17 +79,17 @@ def train(cfg: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None, cpu: boo
     if gpu_cap_gb is not None and not cpu:
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, gpu_cap_gb * 1e9 / total))
-    model = big_mlp(cfg)
+    model = big_mlp(config)
     psi = sum(p.numel() for p in model.parameters())
     if plain or cpu:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     else:
         from deepspeed.ops.adam import DeepSpeedCPUAdam  # ZeRO-Offload's CPU Adam (JIT-built on first use)
 
-        optimizer = DeepSpeedCPUAdam(model.parameters(), lr=cfg.lr)
-    g = torch.Generator().manual_seed(cfg.seed)
-    x = torch.randn(cfg.batch_size, cfg.width, generator=g)  # (B, width)
-    y = torch.randn(cfg.batch_size, cfg.width, generator=g)  # (B, width)
+        optimizer = DeepSpeedCPUAdam(model.parameters(), lr=config.lr)
+    g = torch.Generator().manual_seed(config.seed)
+    x = torch.randn(config.batch_size, config.width, generator=g)  # (B, width)
+    y = torch.randn(config.batch_size, config.width, generator=g)  # (B, width)
     if not plain and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
         # Under `accelerate launch` with the DeepSpeed config: build the shared accelerator state
         # from the launcher's environment, then give DeepSpeed its micro-batch size, which it
@@ -106,21 +106,21 @@ def train(cfg: OffloadConfig, *, plain: bool, gpu_cap_gb: float | None, cpu: boo
         # accelerator); the Loop's own Accelerator then joins this shared state.
         Accelerator(mixed_precision="no" if cpu else "bf16")
         ds_config = AcceleratorState().deepspeed_plugin.deepspeed_config
-        ds_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
+        ds_config["train_micro_batch_size_per_gpu"] = config.batch_size
         if cpu:
             ds_config["zero_force_ds_cpu_optimizer"] = False  # torch's AdamW: nothing to compile
     if not cpu:
         torch.cuda.reset_peak_memory_stats()
-    config = TrainConfig(steps=cfg.steps, log_every=1, mixed_precision="no" if cpu else "bf16", cpu=cpu,
+    loop_config = TrainConfig(steps=config.steps, log_every=1, mixed_precision="no" if cpu else "bf16", cpu=cpu,
                          desc="plain Adam" if plain else "ZeRO-Offload")
     status, history, stage = "ok", [], None
     try:
-        history, loop = fit(model, optimizer, regression_loss, lambda t: (x, y), config)
+        history, loop = fit(model, optimizer, regression_loss, lambda t: (x, y), loop_config)
         plugin = loop.accelerator.state.deepspeed_plugin
         stage = plugin.zero_stage if plugin is not None else None
     except torch.cuda.OutOfMemoryError as err:
         status = f"out of memory: {str(err).splitlines()[0]}"
-    return {"config": asdict(cfg), "plain": plain, "psi": psi, "status": status, "zero_stage": stage,
+    return {"config": asdict(config), "plain": plain, "psi": psi, "status": status, "zero_stage": stage,
             "peak_gpu_bytes": None if cpu else torch.cuda.max_memory_allocated(), "gpu_cap_gb": gpu_cap_gb,
             "loss": [h["loss"] for h in history]}
 
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu", action="store_true", help="the same path on CPU at toy size (no GPU needed)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    cfg = OffloadConfig(params=args.params, width=args.width, steps=args.steps)
-    result = train(cfg, plain=args.plain, gpu_cap_gb=args.gpu_cap_gb, cpu=args.cpu)
+    config = OffloadConfig(params=args.params, width=args.width, steps=args.steps)
+    result = train(config, plain=args.plain, gpu_cap_gb=args.gpu_cap_gb, cpu=args.cpu)
     Path(args.out).write_text(json.dumps(result, indent=2))
 
 
