@@ -21,8 +21,8 @@ venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77" wheel
-	$(PY) -m pip install --quiet "$$(grep -E '^torch==' requirements.txt)"
-	$(PY) -m pip install --quiet --no-build-isolation -r requirements.txt
+	$(PY) -m pip install --quiet --no-compile "$$(grep -E '^torch==' requirements.txt)"
+	$(PY) -m pip install --quiet --no-compile --no-build-isolation -r requirements.txt
 	$(PY) -m ipykernel install --sys-prefix --name moderndl --display-name "Python (moderndl)" >/dev/null
 	touch $(STAMP)
 

@@ -47,6 +47,9 @@ if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else os.environ["OUT"])
 '''.replace("METHODS", repr(METHODS), 1)
 
+# one worker runs the whole module, so that the module-scoped launches run once, not per worker
+pytestmark = pytest.mark.xdist_group("multitask_ranks")
+
 UNSHARDED = ("same/", "cross/")  # half-batch probes: the halves of a rank's slice are not the global halves
 
 
