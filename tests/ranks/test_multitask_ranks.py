@@ -47,20 +47,21 @@ if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else os.environ["OUT"])
 '''.replace("METHODS", repr(METHODS), 1)
 
-# one worker runs the whole module, so that the module-scoped launches run once, not per worker
+# One worker runs the whole module, and the fixtures are session-scoped, so that the launch runs
+# once: a module-scoped fixture is rebuilt whenever that worker comes back from another module.
 pytestmark = pytest.mark.xdist_group("multitask_ranks")
 
 UNSHARDED = ("same/", "cross/")  # half-batch probes: the halves of a rank's slice are not the global halves
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def two_ranks(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ranks")
     run_ranks(SCRIPT, tmp, nproc=2)
     return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(2)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def one_process(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("one")
     namespace = {"__name__": "one_process"}

@@ -17,6 +17,10 @@ from moderndl import train
 from moderndl.seed import set_seed
 
 stage = int(sys.argv[1])
+# DeepSpeed's CPU accelerator would JIT-compile its shared-memory all-reduce kernel (about a
+# minute on two cores, once per machine); only inference's all-reduce uses it, so skip it, as
+# the ZeRO chapter's launches do.
+__import__("deepspeed").ops.__compatible_ops__["deepspeed_shm_comm"] = False
 g = torch.Generator().manual_seed(1)
 x = torch.randn(64, 4, generator=g)
 y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
