@@ -17,12 +17,16 @@ venv: $(STAMP)
 
 # torch first (pinned, CPU wheel where one is provided), then everything else without
 # build isolation: deepspeed ships only an sdist whose build imports torch, and an
-# isolated build would pull a different torch.
+# isolated build would pull a different torch. pip byte-compiles what it installs, and
+# compileall the library: where PYTHONDONTWRITEBYTECODE is set (as on CI machines), imports
+# never write .pyc files, and every process (kernels, ranks, workers) would compile torch from
+# source again: that doubled the time of `make test` from a fresh clone.
 $(STAMP): requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77" wheel
-	$(PY) -m pip install --quiet --no-compile "$$(grep -E '^torch==' requirements.txt)"
-	$(PY) -m pip install --quiet --no-compile --no-build-isolation -r requirements.txt
+	$(PY) -m pip install --quiet "$$(grep -E '^torch==' requirements.txt)"
+	$(PY) -m pip install --quiet --no-build-isolation -r requirements.txt
+	$(PY) -m compileall -q lib
 	$(PY) -m ipykernel install --sys-prefix --name moderndl --display-name "Python (moderndl)" >/dev/null
 	touch $(STAMP)
 

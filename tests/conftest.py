@@ -7,6 +7,18 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Refuse a run whose ``--dist loadgroup`` does not group: with pytest 9, pytest-xdist 3.8
+    no longer tags node ids with their group, and grouped tests (a chapter's smoke and dry runs,
+    which share artifact folders; the launches shared by a module) scatter over the workers."""
+    if getattr(config.option, "loadgroup", False):
+        grouped = [item for item in items if item.get_closest_marker("xdist_group")]
+        if grouped and "@" not in grouped[0].nodeid:
+            raise pytest.UsageError("pytest-xdist's --dist loadgroup does not group tests with this pytest "
+                                    f"({pytest.__version__}); install the pytest of requirements.txt")
+
+
 @pytest.fixture
 def book_root(tmp_path, monkeypatch):
     """An isolated book root: MODERNDL_ROOT points at a tmp copy of the book sources."""
@@ -39,6 +51,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TEARDOWN = """
+
+import torch.distributed as _dist
+if _dist.is_available() and _dist.is_initialized():
+    _dist.barrier()
+    _dist.destroy_process_group()
+"""
+
+
 def run_ranks(script: str, tmp_path: Path, *, nproc: int = 2, args: tuple[str, ...] = (), timeout: float = 300,
               launcher: str = "torchrun"):
     """Run ``script`` (Python source) on ``nproc`` gloo CPU ranks and return the finished process.
@@ -47,14 +68,16 @@ def run_ranks(script: str, tmp_path: Path, *, nproc: int = 2, args: tuple[str, .
     (``accelerate launch --multi_gpu --num_processes``, which runs gloo ranks on a CPU-only
     machine; ``--cpu`` would silently run one process). Each rank gets one intra-op thread.
     The script writes its results under ``$OUT`` (``tmp_path``); a non-zero exit fails with
-    the launcher's output.
+    the launcher's output. The script ends by destroying its process group: left to the
+    interpreter's shutdown, gloo's threads can abort a rank ("terminate called without an
+    active exception") after its work is done.
     """
     import os
     import subprocess
     import sys
 
     path = tmp_path / "ranks_script.py"
-    path.write_text(script)
+    path.write_text(script + TEARDOWN)
     port = str(free_port())
     if launcher == "torchrun":
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),

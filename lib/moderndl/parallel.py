@@ -30,9 +30,10 @@ def map_processes(fn: Callable[[Any, Any], T], items: Sequence[Any], *, shared: 
                   desc: str = "tasks", progress: bool = True) -> list[T]:
     """``[fn(shared, item) for item in items]``, computed in ``workers`` spawned processes.
 
-    ``fn`` must be a module-level function (the workers import it by name). ``shared`` (for
-    example the data set) travels to each worker once; tensors in it, in the items and in the
-    results travel through shared memory. With ``workers <= 1`` or a single item, it runs here.
+    ``fn`` must be a module-level function, or a ``functools.partial`` of one (the workers
+    import it by name). ``shared`` (for example the data set) travels to each worker once;
+    tensors in it, in the items and in the results travel through shared memory, so a task may
+    return a trained module whole. With ``workers <= 1`` or a single item, it runs here.
     """
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")

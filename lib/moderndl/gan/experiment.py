@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -180,13 +181,9 @@ def run_cyclegans(s: Settings, data: Data, seeds: list[int], work: Path | None =
     jobs = [(sd, None if work is None else work / f"cyclegan-{sd}") for sd in seeds]
     if s.device.type != "cpu" or s.workers <= 1:
         return [_cyclegan_job((s, data), job) for job in jobs]
-    runs = parallel.map_processes(_cyclegan_pool_job, jobs, shared=(s, data), workers=s.workers,
-                                  desc="CycleGAN seeds")
-    for run in runs:
-        gens, _ = cyclegan.build(cyclegan_config(s), seed=run["seed"])
-        gens.load_state_dict(run["gens"])
-        run["gens"] = gens.eval()
-    return runs
+    # the pool's bar reports progress; each run comes back with its trained generators
+    return parallel.map_processes(partial(_cyclegan_job, progress=False), jobs, shared=(s, data),
+                                  workers=s.workers, desc="CycleGAN seeds")
 
 
 def _cyclegan_job(shared: tuple[Settings, Data], job: tuple[int, Path | None], progress: bool = True) -> dict:
@@ -194,12 +191,6 @@ def _cyclegan_job(shared: tuple[Settings, Data], job: tuple[int, Path | None], p
     seed, where = job
     set_seed(seed)  # before the networks are built
     return run_cyclegan(s, data, seed, checkpoint_dir=where, progress=progress)
-
-
-def _cyclegan_pool_job(shared: tuple[Settings, Data], job: tuple[int, Path | None]) -> dict:
-    run = _cyclegan_job(shared, job, progress=False)
-    run["gens"] = run["gens"].state_dict()  # the weights travel back through shared memory
-    return run
 
 
 def over_seeds(runs: list[dict]) -> dict:

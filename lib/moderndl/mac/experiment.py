@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -97,7 +98,7 @@ def _subset(data: VQAData, sel: slice) -> VQAData:
 
 
 def _train_task(shared: tuple[profiles.Settings, Data, int], job: tuple[str, int | None, int],
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, monitor: AccuracyMonitor | None = None) -> dict[str, Any]:
     """One model of :func:`train_models` or :func:`ablation`: ``job`` is (name, p, steps)."""
     s, data, seed = shared
     name, p, steps = job
@@ -105,7 +106,7 @@ def _train_task(shared: tuple[profiles.Settings, Data, int], job: tuple[str, int
     start = time.perf_counter()
     history, model = train(MODELS[name](model_config(s, data, p=p)), data.train, data.tokens, data.lengths,
                            recipe(s, steps), seed=seed, desc=name if p is None else f"{name} p={p}",
-                           cpu=s.device.type == "cpu", progress=progress)
+                           cpu=s.device.type == "cpu", progress=progress, monitor=monitor)
     return {"model": model, "history": history, "seconds": time.perf_counter() - start, "steps": steps}
 
 
@@ -115,18 +116,9 @@ def _train_jobs(s: profiles.Settings, data: Data, seed: int, jobs: list[tuple[st
     one after another, since every job seeds itself), else one after another."""
     if s.device.type != "cpu" or s.workers <= 1:
         return [_train_task((s, data, seed), job) for job in jobs]
-    out = parallel.map_processes(_train_pool_task, jobs, shared=(s, data, seed), workers=s.workers, desc=desc)
-    for (name, p, _), result in zip(jobs, out, strict=True):
-        model = MODELS[name](model_config(s, data, p=p))
-        model.load_state_dict(result["model"])
-        result["model"] = model.eval()
-    return out
-
-
-def _train_pool_task(shared: tuple[profiles.Settings, Data, int], job: tuple[str, int | None, int]) -> dict[str, Any]:
-    result = _train_task(shared, job, progress=False)  # the pool's bar reports progress
-    result["model"] = result["model"].state_dict()  # the weights travel back through shared memory
-    return result
+    # the pool's bar reports progress; each result comes back with its trained model
+    return parallel.map_processes(partial(_train_task, progress=False), jobs, shared=(s, data, seed),
+                                  workers=s.workers, desc=desc)
 
 
 def train_models(s: profiles.Settings, data: Data, seed: int, monitor: AccuracyMonitor | None = None,
@@ -139,13 +131,9 @@ def train_models(s: profiles.Settings, data: Data, seed: int, monitor: AccuracyM
     jobs = [(name, None, s.steps if name == "MAC" else s.baseline_steps) for name in names]
     out = {}
     if monitor is not None and "MAC" in names:
-        set_seed(seed)
-        start = time.perf_counter()
-        history, model = train(MACNetwork(model_config(s, data)), data.train, data.tokens, data.lengths,
-                               recipe(s, s.steps), seed=seed, desc="MAC", monitor=monitor,
-                               cpu=s.device.type == "cpu")
-        out["MAC"] = {"model": model, "history": history, "seconds": time.perf_counter() - start, "steps": s.steps}
-        jobs = [j for j in jobs if j[0] != "MAC"]
+        mac = next(j for j in jobs if j[0] == "MAC")
+        out["MAC"] = _train_task((s, data, seed), mac, monitor=monitor)
+        jobs = [j for j in jobs if j is not mac]
     results = _train_jobs(s, data, seed, jobs, desc="models")
     out.update({name: r for (name, _, _), r in zip(jobs, results, strict=True)})
     return {name: out[name] for name in names}

@@ -193,20 +193,15 @@ def run_grid(settings: Iterable[tuple[str, Sequence[float]]], seeds: Sequence[in
 
 def _train_task(shared: tuple[Dataset, RandWireRecipe], config: RandWireConfig) -> dict[str, Any]:
     data, recipe = shared
-    row = train_one(config, data, recipe, device="cpu", progress=False)
-    row["model"] = row["model"].state_dict()  # the weights travel back through shared memory
-    return row
+    return train_one(config, data, recipe, device="cpu", progress=False)  # the pool's bar reports progress
 
 
 def _run_pool(configs: list[RandWireConfig], data: Dataset, recipe: RandWireRecipe, workers: int,
               progress: bool) -> list[dict[str, Any]]:
-    """Train ``configs`` in ``workers`` processes; each row's model is rebuilt here."""
+    """Train ``configs`` in ``workers`` processes; each row comes back with its trained model."""
     rows = parallel.map_processes(_train_task, configs, shared=(data, recipe), workers=workers,
                                   desc="networks", progress=progress)
     for config, row in zip(configs, rows, strict=True):
-        model = RandWire(config)
-        model.load_state_dict(row["model"])
-        row["model"] = model.eval()
         log.info("%s seed %d: test accuracy %.4f", row["generator"], config.seed, row["accuracy"])
     return rows
 
