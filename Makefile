@@ -17,16 +17,18 @@ venv: $(STAMP)
 
 # torch first (pinned, CPU wheel where one is provided), then everything else without
 # build isolation: deepspeed ships only an sdist whose build imports torch, and an
-# isolated build would pull a different torch. pip byte-compiles what it installs, and
-# compileall the library: where PYTHONDONTWRITEBYTECODE is set (as on CI machines), imports
-# never write .pyc files, and every process (kernels, ranks, workers) would compile torch from
-# source again: that doubled the time of `make test` from a fresh clone.
+# isolated build would pull a different torch. Then byte-compile everything, on every core:
+# where PYTHONDONTWRITEBYTECODE is set (as on CI machines), imports never write .pyc files, and
+# every process (kernels, ranks, workers) would compile torch from source again, which doubled
+# the time of `make test` from a fresh clone. (pip compiles on one core; a few files of the
+# installed packages are for newer Pythons and do not compile, as pip ignores.)
 $(STAMP): requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77" wheel
-	$(PY) -m pip install --quiet "$$(grep -E '^torch==' requirements.txt)"
-	$(PY) -m pip install --quiet --no-build-isolation -r requirements.txt
-	$(PY) -m compileall -q lib
+	$(PY) -m pip install --quiet --no-compile "$$(grep -E '^torch==' requirements.txt)"
+	$(PY) -m pip install --quiet --no-compile --no-build-isolation -r requirements.txt
+	$(PY) -c "import compileall as c, sysconfig as s; [c.compile_dir(d, quiet=2, workers=0) \
+		for d in (s.get_paths()['purelib'], 'lib')]"
 	$(PY) -m ipykernel install --sys-prefix --name moderndl --display-name "Python (moderndl)" >/dev/null
 	touch $(STAMP)
 
@@ -49,10 +51,12 @@ html: venv mathjax
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 # Lint, library tests, every chapter at smoke (claims asserted) and at dry (full code paths),
-# the two-rank tests, the CPU form of gpu-check, the book at smoke, the browser checks.
+# the two-rank tests, the CPU form of gpu-check, the book at smoke, the browser checks. The
+# longest tests (chapters, then launches) are queued first, so that neither worker idles at
+# the end while the other finishes a chapter.
 test: venv browser-deps
 	$(VENV)/bin/ruff check lib tests notebooks
-	$(PY) -m pytest -n 2 --dist loadgroup --durations 25 tests/unit tests/notebooks tests/ranks
+	$(PY) -m pytest -n 2 --dist loadgroup --durations 25 tests/notebooks tests/ranks tests/unit
 	$(PY) -m moderndl.gpu_check --cpu
 	$(MAKE) --no-print-directory book PROFILE=smoke
 	$(PY) -m pytest tests/browser
