@@ -36,9 +36,9 @@ TABLE = {
 }
 # The full settings, cut to run on CPU in under a minute: a tiny transformer, two ranks, one
 # step, one timing round; the offload path runs at toy size through accelerate's DeepSpeed
-# plugin. No DeepSpeed launch: its code does not depend on the profile, the smoke run and the
-# unit tests launch all three stages, and its launcher alone (three Python start-ups before the
-# ranks) would take a third of the minute.
+# plugin. No DeepSpeed launch: its code does not depend on the profile, the smoke run launches
+# all three stages (the unit tests stages 1 and 3), and its launcher alone (three Python
+# start-ups before the ranks) would take a third of the minute.
 TABLE["dry"] = dict(TABLE["full"], width=32, layers=1, heads=4, seq_len=8, batch_size=4, steps=1, n_ds=[2],
                     bucket_numel=4_000, rounds=1, repeats=1, ds_n_d=2, ds_stages=[], offload_params=2e5)
 RANGES = {"steps": (1, None), "batch_size": (1, None), "bucket_numel": (1, None), "rounds": (1, None),
